@@ -1,0 +1,1 @@
+"""The `adapters` command line: one module per subcommand, all behaviour in library functions."""

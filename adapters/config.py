@@ -1,0 +1,82 @@
+"""Training configuration: every default in one place, with help text that the CLI reuses."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from adapters.errors import AdaptersError
+
+METHODS = ("lora", "adalora")
+SELECT_METRICS = ("accuracy", "macro_f1", "loss")
+
+
+def _option(default, help: str, **kwargs):
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of one adapter training run; `validate()` checks them all at once."""
+
+    method: str = _option("lora", "adapter method", choices=METHODS)
+    r: int = _option(8, "LoRA rank r")
+    lora_alpha: float = _option(16.0, "LoRA alpha; the update is scaled by lora_alpha / r")
+    lora_dropout: float = _option(0.1, "dropout on the adapter input")
+    target_modules: tuple[str, ...] = _option(("query", "value"), "names of the linear modules that get adapters, comma separated")
+    freeze_layers: int = _option(0, "keep the lowest N encoder layers free of adapters")
+    init_r: int = _option(12, "AdaLoRA: initial rank of every module")
+    target_r: int = _option(8, "AdaLoRA: average rank per module after the budget is reallocated")
+    tinit: int | None = _option(None, "AdaLoRA: optimizer steps of warm-up before pruning (default: 10%% of the steps)")
+    tfinal: int | None = _option(None, "AdaLoRA: final optimizer steps with a fixed rank pattern (default: 30%% of the steps)")
+    delta_t: int | None = _option(None, "AdaLoRA: optimizer steps between two budget updates (default: 2%% of the steps, at least 1)")
+    orth_reg_weight: float = _option(0.5, "AdaLoRA: weight of the orthogonality regulariser")
+    learning_rate: float = _option(5e-4, "peak AdamW learning rate")
+    weight_decay: float = _option(0.01, "AdamW weight decay")
+    warmup_ratio: float = _option(0.06, "share of optimizer steps with a linear learning-rate warm-up")
+    epochs: int = _option(3, "passes over the train part")
+    batch_size: int = _option(32, "samples per micro-batch on each process")
+    grad_accum: int = _option(1, "micro-batches per optimizer step")
+    max_length: int = _option(128, "maximum tokens per query + product pair; longer pairs are truncated")
+    eval_batch_size: int = _option(128, "samples per batch during validation")
+    validation_fraction: float = _option(0.15, "share of query groups held out for validation")
+    select_metric: str = _option("accuracy", "validation metric that picks the best epoch", choices=SELECT_METRICS)
+    seed: int = _option(42, "seed for the head initialisation, the data order and dropout")
+    gradient_checkpointing: bool = _option(False, "recompute activations in the backward pass to save memory")
+
+    def validate(self) -> None:
+        """Raise one AdaptersError listing every invalid field."""
+        problems = []
+        if self.method not in METHODS:
+            problems.append(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.select_metric not in SELECT_METRICS:
+            problems.append(f"select_metric {self.select_metric!r} is not one of {', '.join(SELECT_METRICS)}")
+        for name in ("r", "init_r", "target_r", "epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} {getattr(self, name)} must be at least 1")
+        if self.method == "adalora" and self.target_r > self.init_r:
+            problems.append(f"target_r {self.target_r} must not exceed init_r {self.init_r}")
+        if self.freeze_layers < 0:
+            problems.append(f"freeze_layers {self.freeze_layers} must be 0 or more")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            problems.append(f"lora_dropout {self.lora_dropout} must be in [0, 1)")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            problems.append(f"warmup_ratio {self.warmup_ratio} must be in [0, 1)")
+        if self.learning_rate <= 0:
+            problems.append(f"learning_rate {self.learning_rate} must be positive")
+        if not self.target_modules:
+            problems.append("target_modules is empty; name at least one module such as query")
+        if problems:
+            raise AdaptersError("invalid training options: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["target_modules"] = list(self.target_modules)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        config = cls(**{key: value for key, value in values.items() if key in known})
+        config.target_modules = tuple(config.target_modules)
+        return config

@@ -1,0 +1,94 @@
+"""Score increments with a version, an alias or a merged folder, and build the quality matrix."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import datasets
+import torch
+from transformers import DataCollatorWithPadding
+
+from adapters.data import ColumnMap, load_increment
+from adapters.errors import AdaptersError
+from adapters.evaluation_metrics import classification_metrics, majority_baseline_accuracy, ndcg_at_k
+from adapters.modeling import encode
+from adapters.workflow import LoadedTarget
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("validation", "train", "all")
+
+
+@torch.no_grad()
+def predict_probabilities(
+    target: LoadedTarget, dataset: datasets.Dataset, *, batch_size: int = 128, max_length: int = 128
+) -> torch.Tensor:
+    """Return class probabilities (rows x labels, float32) in the order of `dataset`.
+
+    Rows are sorted by token length and padded per batch, so little compute goes to padding.
+    """
+    encoded = encode(dataset, target.tokenizer, max_length)
+    lengths = encoded["length"]
+    order = sorted(range(len(encoded)), key=lambda index: lengths[index])
+    collator = DataCollatorWithPadding(target.tokenizer)
+    columns = {name: encoded[name] for name in ("input_ids", "attention_mask", "token_type_ids") if name in encoded.column_names}
+    probabilities = torch.empty(len(encoded), len(target.labels))
+    target.model.eval()
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        batch = collator([{name: values[i] for name, values in columns.items()} for i in indices])
+        logits = target.model(**batch).logits.float()
+        probabilities[indices] = torch.softmax(logits, dim=-1)
+    return probabilities
+
+
+def evaluate_on_increment(
+    target: LoadedTarget, data_path: str | Path, columns: ColumnMap, *, split: str = "validation",
+    validation_fraction: float = 0.15, batch_size: int = 128,
+) -> dict:
+    """Compute accuracy, macro precision/recall/F1, per-class figures and nDCG@10 on one increment.
+
+    The ranking score of a row is its expected label index under the predicted distribution, so
+    nDCG@10 ranks each query's products by predicted relevance against the graded truth.
+    """
+    if split not in SPLITS:
+        raise AdaptersError(f"--split {split!r} is not one of {', '.join(SPLITS)}")
+    increment = load_increment(data_path, columns, known_labels=target.labels, validation_fraction=validation_fraction)
+    if split == "all":
+        rows = datasets.concatenate_datasets([increment.train, increment.validation])
+    else:
+        rows = increment.train if split == "train" else increment.validation
+    probabilities = predict_probabilities(target, rows, batch_size=batch_size)
+    predictions = probabilities.argmax(-1).tolist()
+    metrics = classification_metrics(rows["label"], predictions, target.labels)
+
+    scores = (probabilities * torch.arange(len(target.labels), dtype=torch.float32)).sum(-1).tolist()
+    metrics["ndcg@10"] = ndcg_at_k(rows["group"], rows["gain"], scores, k=10)
+    metrics["majority_baseline_accuracy"] = majority_baseline_accuracy(increment.train["label"], rows["label"])
+    metrics["split"] = split
+    return metrics
+
+
+def quality_matrix(targets: dict[str, LoadedTarget], data_paths: list[str | Path], columns: ColumnMap, **options) -> dict:
+    """Evaluate every target on every increment: {target: {increment path: metrics}}."""
+    matrix = {}
+    for name, target in targets.items():
+        matrix[name] = {}
+        for path in data_paths:
+            matrix[name][str(path)] = evaluate_on_increment(target, path, columns, **options)
+            logger.info("%s on %s: accuracy %.4f", name, path, matrix[name][str(path)]["accuracy"])
+    return matrix
+
+
+def format_matrix(matrix: dict, metric: str = "accuracy") -> str:
+    """Render a targets-by-increments table of one metric as markdown, with the majority baseline row."""
+    paths = list(next(iter(matrix.values())).keys()) if matrix else []
+    names = [Path(path).name for path in paths]
+    lines = [f"| {metric} | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for target, results in matrix.items():
+        lines.append(f"| {target} | " + " | ".join(f"{results[p][metric]:.4f}" for p in paths) + " |")
+    if metric == "accuracy" and matrix:
+        first = next(iter(matrix.values()))
+        lines.append("| majority class | " + " | ".join(f"{first[p]['majority_baseline_accuracy']:.4f}" for p in paths) + " |")
+    return "\n".join(lines)
