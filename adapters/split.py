@@ -22,6 +22,7 @@ def split_file(
     by: str,
     parts: int,
     encoding: str = "utf-8",
+    max_rows: int | None = None,
     force: bool = False,
 ) -> list[Path]:
     """Sort the rows of `path` by column `by` and write them as `parts` nearly equal files.
@@ -37,6 +38,8 @@ def split_file(
     path, out_dir = Path(path), Path(out_dir)
     if parts < 1:
         raise AdaptersError(f"--parts {parts} must be at least 1")
+    if max_rows is not None and max_rows < 1:
+        raise AdaptersError(f"--max-rows {max_rows} must be at least 1")
     table = read_table(path, encoding)
     if by not in table.column_names:
         raise AdaptersError(f"column {by!r} not found in {str(path)!r}; its columns are {', '.join(table.column_names)}")
@@ -55,7 +58,8 @@ def split_file(
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".split-") as staging:
         staged = []
         for index, target in enumerate(targets):
-            part = table.select(order[bounds[index] : bounds[index + 1]])
+            selected = order[bounds[index] : bounds[index + 1]]
+            part = table.select(selected[:max_rows] if max_rows else selected)
             staged_path = Path(staging) / target.name
             _write_like(part, staged_path, suffix, encoding)
             staged.append(staged_path)

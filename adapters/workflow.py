@@ -18,14 +18,12 @@ import peft
 import torch
 import transformers
 from accelerate import Accelerator
-from safetensors.torch import save_file
 
 from adapters import __version__
 from adapters.base import BaseSpec, check_fingerprint, fingerprint_model, load_classifier, load_tokenizer, resolve_base
 from adapters.config import TrainConfig
 from adapters.data import ColumnMap, Increment, load_increment
 from adapters.errors import AdaptersError
-from adapters.merging import combine_weights, merge_state_dict, read_adapter
 from adapters.modeling import load_adapter, wrap_for_training
 from adapters.training import TrainResult, train_adapter
 from registry import Registry, Version
@@ -77,11 +75,16 @@ def train_increment(
     result = train_adapter(build_model, tokenizer, increment.train, increment.validation, increment.labels, config, accelerator=accelerator)
     version = None
     if accelerator.is_main_process:
-        manifest = _adapter_manifest(spec, base_fingerprint, increment, config, result, parent_version, accelerator)
-        registry.ensure_labels(increment.labels)
-        version = _publish_model(registry, result.model, spec, manifest)
+        version = publish_result(registry, spec, base_fingerprint, increment, config, result, parent_version, accelerator.num_processes)
     accelerator.wait_for_everyone()
     return version
+
+
+def publish_result(registry, spec, base_fingerprint, increment, config, result, parent=None, num_processes=1) -> Version:
+    """Fix the registry's label set if it has none, and publish a trained adapter with its manifest."""
+    manifest = _adapter_manifest(spec, base_fingerprint, increment, config, result, parent, num_processes)
+    registry.ensure_labels(increment.labels)
+    return _publish_model(registry, result.model, spec, manifest)
 
 
 def _refuse_known_increment(registry: Registry, increment: Increment) -> None:
@@ -109,7 +112,7 @@ def _model_builder(registry, parent, model, config: TrainConfig, spec: BaseSpec,
     return (lambda total_steps: load_adapter(model, parent_version.path, trainable=True)), parent_version
 
 
-def _adapter_manifest(spec, base_fingerprint, increment: Increment, config, result: TrainResult, parent, accelerator) -> dict:
+def _adapter_manifest(spec, base_fingerprint, increment: Increment, config, result: TrainResult, parent, num_processes: int) -> dict:
     peft_config = result.model.peft_config["default"]
     manifest = {
         "kind": "adapter",
@@ -123,7 +126,7 @@ def _adapter_manifest(spec, base_fingerprint, increment: Increment, config, resu
                     "history": [_plain_metrics(epoch) for epoch in result.history]},
         "training": {
             "optimizer_steps": result.optimizer_steps,
-            "num_processes": accelerator.num_processes,
+            "num_processes": num_processes,
             "elapsed_s": round(result.elapsed_s, 3),
             "samples_per_s": round(result.samples_per_s, 2),
             "tokens_per_s": round(result.tokens_per_s, 1),

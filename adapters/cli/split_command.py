@@ -17,13 +17,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="read the file with a preset's encoding")
     parser.add_argument("--encoding", help="text encoding of a CSV file (default: utf-8, or the preset's)")
+    parser.add_argument("--max-rows", type=int, help="keep only the first N rows of each part (default: all)")
     parser.add_argument("--force", action="store_true", help="overwrite existing part files")
 
 
 def run(args) -> int:
     args.text_column = args.text_pair_column = args.label_column = None
     columns = columns_from(args)
-    paths = split_file(args.file, args.out, by=args.by, parts=args.parts, encoding=columns.encoding, force=args.force)
+    paths = split_file(args.file, args.out, by=args.by, parts=args.parts, encoding=columns.encoding, max_rows=args.max_rows, force=args.force)
     for path in paths:
         print(path)
     return 0
