@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from adapters.config import TrainConfig
+from adapters.distributed import make_accelerator
 from adapters.evaluation_metrics import classification_metrics
 from adapters.modeling import encode, model_inputs, trainable_state
 
@@ -49,11 +50,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Yield shuffled batches of similar length, so dynamic padding adds few pad tokens.
 
     Each epoch shuffles the indices, sorts windows of `window` batches by length, cuts them into
-    batches and shuffles the batch order. The permutation comes from `seed` and the epoch number.
+    batches and shuffles the order of the full batches. A short batch, if any, comes last. The
+    permutation comes from `seed` and the epoch number.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 50):
         self.lengths, self.batch_size, self.seed, self.window = lengths, batch_size, seed, window
+        self.drop_last = False
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -68,8 +71,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         for start in range(0, len(order), span):
             chunk = sorted(order[start : start + span], key=lambda index: self.lengths[index], reverse=True)
             batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        for position in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[position]
+        # accelerate shards a batch sampler correctly only when a short batch comes last, so the
+        # one short batch is held back from the shuffle.
+        short = [batch for batch in batches if len(batch) < self.batch_size]
+        full = [batch for batch in batches if len(batch) == self.batch_size]
+        for position in torch.randperm(len(full), generator=generator).tolist():
+            yield full[position]
+        yield from short
 
 
 def build_loaders(
@@ -108,7 +116,7 @@ def train_adapter(
         The unwrapped model with its best epoch loaded (on every process), and the metrics.
     """
     config.validate()
-    accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.grad_accum)
+    accelerator = accelerator or make_accelerator(config.grad_accum)
     set_seed(config.seed)
 
     train_loader, validation_loader = build_loaders(train, validation, tokenizer, config)

@@ -22,6 +22,7 @@ from accelerate import Accelerator
 from adapters import __version__
 from adapters.base import BaseSpec, check_fingerprint, fingerprint_model, load_classifier, load_tokenizer, resolve_base
 from adapters.config import TrainConfig
+from adapters.distributed import make_accelerator
 from adapters.data import ColumnMap, Increment, load_increment
 from adapters.errors import AdaptersError
 from adapters.modeling import load_adapter, wrap_for_training
@@ -59,7 +60,7 @@ def train_increment(
             (without `force`), or a parent version trained on another base.
     """
     config.validate()
-    accelerator = accelerator or Accelerator(gradient_accumulation_steps=config.grad_accum)
+    accelerator = accelerator or make_accelerator(config.grad_accum)
     with accelerator.main_process_first():
         registry = open_registry(registry_root, create=accelerator.is_main_process)
     increment = load_increment(data_path, columns, known_labels=registry.labels, validation_fraction=config.validation_fraction)

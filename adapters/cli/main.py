@@ -36,10 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(verbose: bool, quiet: bool) -> None:
     """Log to stderr on the main process only; other processes log warnings and errors."""
-    from accelerate import PartialState
+    from adapters.distributed import process_state
 
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    if not PartialState().is_main_process:
+    if not process_state().is_main_process:
         level = logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "filelock", "urllib3", "datasets"):
