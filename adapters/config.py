@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from adapters.errors import AdaptersError
@@ -25,6 +26,7 @@ class TrainConfig:
     lora_dropout: float = _option(0.1, "dropout on the adapter input")
     target_modules: tuple[str, ...] = _option(("query", "value"), "names of the linear modules that get adapters, comma separated")
     freeze_layers: int = _option(0, "keep the lowest N encoder layers free of adapters")
+    modules_to_save: tuple[str, ...] = _option(("pooler",), "modules trained in full and saved with the adapter, besides the classifier head, comma separated")
     init_r: int = _option(12, "AdaLoRA: initial rank of every module")
     target_r: int = _option(8, "AdaLoRA: average rank per module after the budget is reallocated")
     tinit: int | None = _option(None, "AdaLoRA: optimizer steps of warm-up before pruning (default: 10%% of the steps)")
@@ -62,8 +64,22 @@ class TrainConfig:
             problems.append(f"lora_dropout {self.lora_dropout} must be in [0, 1)")
         if not 0.0 <= self.warmup_ratio < 1.0:
             problems.append(f"warmup_ratio {self.warmup_ratio} must be in [0, 1)")
-        if self.learning_rate <= 0:
-            problems.append(f"learning_rate {self.learning_rate} must be positive")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            problems.append(f"learning_rate {self.learning_rate} must be a positive number")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            problems.append(f"weight_decay {self.weight_decay} must be 0 or more")
+        if not (math.isfinite(self.lora_alpha) and self.lora_alpha > 0):
+            problems.append(f"lora_alpha {self.lora_alpha} must be a positive number")
+        if not (math.isfinite(self.orth_reg_weight) and self.orth_reg_weight >= 0):
+            problems.append(f"orth_reg_weight {self.orth_reg_weight} must be 0 or more")
+        if not 0.0 < self.validation_fraction < 1.0:
+            problems.append(f"validation_fraction {self.validation_fraction} must be between 0 and 1, exclusive")
+        if not 0 <= self.seed < 2**32:
+            problems.append(f"seed {self.seed} must be in [0, 2**32)")
+        for name in ("tinit", "tfinal", "delta_t"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                problems.append(f"{name} {value} must be 0 or more")
         if not self.target_modules:
             problems.append("target_modules is empty; name at least one module such as query")
         if problems:
@@ -72,6 +88,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         values["target_modules"] = list(self.target_modules)
+        values["modules_to_save"] = list(self.modules_to_save)
         return values
 
     @classmethod
@@ -79,4 +96,5 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         config = cls(**{key: value for key, value in values.items() if key in known})
         config.target_modules = tuple(config.target_modules)
+        config.modules_to_save = tuple(config.modules_to_save)
         return config

@@ -124,17 +124,27 @@ def read_table(path: str | Path, encoding: str = "utf-8") -> datasets.Dataset:
         raise AdaptersError(f"data file {str(path)!r} not found; check the path")
 
     datasets.disable_progress_bars()
+    # datasets logs its own ERROR line for a file it cannot parse; the AdaptersError below replaces it.
+    datasets_logger = logging.getLogger("datasets")
+    level = datasets_logger.level
+    datasets_logger.setLevel(logging.CRITICAL)
     try:
         options = _csv_options(path, encoding) if builder == "csv" else {}
         return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    except StopIteration:
+        raise AdaptersError(f"data file {str(path)!r} is empty; expected one JSON object per line") from None
     except UnicodeDecodeError:
         raise AdaptersError(f"data file {str(path)!r} is not valid {encoding}; pass the right --encoding") from None
     except (datasets.exceptions.DatasetGenerationError, ValueError, OSError) as error:
         cause = error.__cause__ or error
         if isinstance(cause, UnicodeDecodeError):
             raise AdaptersError(f"data file {str(path)!r} is not valid {encoding}; pass the right --encoding") from None
+        if isinstance(cause, StopIteration):
+            raise AdaptersError(f"data file {str(path)!r} is empty; expected one JSON object per line") from None
         message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise AdaptersError(f"cannot read data file {str(path)!r}: {message}") from None
+    finally:
+        datasets_logger.setLevel(level)
 
 
 def _csv_options(path: Path, encoding: str) -> dict:
@@ -170,7 +180,10 @@ def load_increment(
     table = read_table(path, columns.encoding)
     _check_columns(table, columns, path)
 
-    rows, counts = _clean_rows(table, columns)
+    try:
+        rows, counts = _clean_rows(table, columns)
+    except AdaptersError as error:
+        raise AdaptersError(f"data file {str(path)!r}: {error}") from None
     if not rows:
         raise AdaptersError(
             f"data file {str(path)!r} has no usable rows after cleaning ({counts['dropped_missing']} missing a text "

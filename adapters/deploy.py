@@ -75,6 +75,8 @@ def merge_versions(
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AdaptersError(f"output path {str(out_dir)!r} is a file; pass a folder for --out")
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise AdaptersError(f"output folder {str(out_dir)!r} is not empty; pass --force to replace it or choose another --out")
     registry = open_registry(registry_root)
@@ -112,7 +114,10 @@ def merge_versions(
 
 def _write_folder(model, tokenizer, card: str, out_dir: Path) -> str:
     """Save model, tokenizer and card into a temporary sibling, then swap it into place."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise AdaptersError(f"cannot create output folder {str(out_dir)!r}: {error.strerror}; pass another --out") from None
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)

@@ -59,6 +59,7 @@ def peft_config(config: TrainConfig, num_layers: int, total_steps: int):
         lora_dropout=config.lora_dropout,
         layers_to_transform=layers,
         layers_pattern="layer" if layers else None,
+        modules_to_save=list(config.modules_to_save) or None,
     )
     if config.method == "lora":
         return LoraConfig(r=config.r, **common)

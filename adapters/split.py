@@ -46,6 +46,8 @@ def split_file(
     if len(table) < parts:
         raise AdaptersError(f"{str(path)!r} has {len(table)} rows, fewer than --parts {parts}")
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AdaptersError(f"output path {str(out_dir)!r} is a file; pass a folder for --out")
     suffix = path.suffix.lower()
     targets = [out_dir / f"part-{index + 1}{suffix}" for index in range(parts)]
     existing = [target for target in targets if target.exists()]
@@ -54,7 +56,10 @@ def split_file(
 
     order = sorted(range(len(table)), key=_sort_key(table[by]))
     bounds = [round(index * len(order) / parts) for index in range(parts + 1)]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise AdaptersError(f"cannot create output folder {str(out_dir)!r}: {error.strerror}; pass another --out") from None
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".split-") as staging:
         staged = []
         for index, target in enumerate(targets):

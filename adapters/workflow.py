@@ -36,7 +36,24 @@ def open_registry(root: str | Path | None, *, create: bool = False) -> Registry:
     """Open the registry at `root` (from --registry or ADAPTERS_REGISTRY); there is no implicit default."""
     if not root:
         raise AdaptersError("no registry given; pass --registry DIR or set ADAPTERS_REGISTRY")
+    if not create and not (Path(root) / "registry.json").is_file():
+        raise AdaptersError(f"no registry found at {str(root)!r}; check --registry, or train a version to create one")
     return Registry(root, create=create)
+
+
+def _existing_registry(root: str | Path | None) -> Registry | None:
+    """Open the registry at `root` if one exists there; None for a new or empty folder.
+
+    A folder that holds other files is rejected now, before any training, and nothing is written.
+    """
+    if not root:
+        raise AdaptersError("no registry given; pass --registry DIR or set ADAPTERS_REGISTRY")
+    path = Path(root)
+    if (path / "registry.json").is_file():
+        return Registry(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise AdaptersError(f"{str(path)!r} is not a registry and not empty; pass a registry folder or a new path to --registry")
+    return None
 
 
 def train_increment(
@@ -61,10 +78,10 @@ def train_increment(
     """
     config.validate()
     accelerator = accelerator or make_accelerator(config.grad_accum)
-    with accelerator.main_process_first():
-        registry = open_registry(registry_root, create=accelerator.is_main_process)
-    increment = load_increment(data_path, columns, known_labels=registry.labels, validation_fraction=config.validation_fraction)
-    if not force:
+    registry = _existing_registry(registry_root)
+    increment = load_increment(data_path, columns, known_labels=registry.labels if registry else None,
+                               validation_fraction=config.validation_fraction)
+    if registry and not force:
         _refuse_known_increment(registry, increment)
 
     spec = resolve_base(base)
@@ -76,6 +93,8 @@ def train_increment(
     result = train_adapter(build_model, tokenizer, increment.train, increment.validation, increment.labels, config, accelerator=accelerator)
     version = None
     if accelerator.is_main_process:
+        # The registry is created only now, so a run that fails earlier leaves no empty registry behind.
+        registry = registry or open_registry(registry_root, create=True)
         version = publish_result(registry, spec, base_fingerprint, increment, config, result, parent_version, accelerator.num_processes)
     accelerator.wait_for_everyone()
     return version
@@ -101,6 +120,8 @@ def _refuse_known_increment(registry: Registry, increment: Increment) -> None:
 def _model_builder(registry, parent, model, config: TrainConfig, spec: BaseSpec, base_fingerprint: str):
     if parent is None:
         return (lambda total_steps: wrap_for_training(model, config, total_steps)), None
+    if registry is None:
+        raise AdaptersError(f"--from {parent}: the registry is empty, so there is no version to warm-start from")
     parent_version = registry.open_version(parent)
     check_fingerprint(parent_version.manifest["base"]["fingerprint"], base_fingerprint, what=f"version {parent_version.id}", base=spec)
     parent_method = parent_version.manifest.get("method")

@@ -358,15 +358,12 @@ class Registry:
         if self._root.exists() and not self._root.is_dir():
             raise RegistryError(f"Cannot create a registry at {self._root}: it is a file, not a folder.")
         self._root.mkdir(parents=True, exist_ok=True)
+        # Checked before taking the lock too, so that a foreign folder does not get a lock file.
+        self._refuse_foreign_files()
         with self._locked():
             if (self._root / REGISTRY_FILE).is_file():
                 return  # Another process created the registry while this one waited for the lock.
-            foreign = sorted(path.name for path in self._root.iterdir() if path.name not in LAYOUT_NAMES)
-            if foreign:
-                raise RegistryError(
-                    f"Cannot create a registry at {self._root}: the folder already contains "
-                    f"{foreign[:5]}; pass an empty or new folder."
-                )
+            self._refuse_foreign_files()
             (self._root / VERSIONS_DIR).mkdir(exist_ok=True)
             (self._root / STAGING_DIR).mkdir(exist_ok=True)
             if not (self._root / IDS_FILE).exists():
@@ -375,6 +372,16 @@ class Registry:
             settings = {"format_version": FORMAT_VERSION, "labels": None}
             write_json_atomic(self._root / REGISTRY_FILE, settings, self._temp_path())
         logger.info("Created registry at %s", self._root)
+
+    def _refuse_foreign_files(self) -> None:
+        if (self._root / REGISTRY_FILE).is_file():
+            return
+        foreign = sorted(path.name for path in self._root.iterdir() if path.name not in LAYOUT_NAMES)
+        if foreign:
+            raise RegistryError(
+                f"Cannot create a registry at {self._root}: the folder already contains "
+                f"{foreign[:5]}; pass an empty or new folder."
+            )
 
     def _read_settings(self) -> dict:
         return read_settings(self._root / REGISTRY_FILE)

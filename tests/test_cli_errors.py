@@ -104,10 +104,6 @@ TRAIN = "train --registry {registry} --base {base}"
 ON_INCREMENT = "--data {files}/increment.csv --preset homedepot --force"
 
 
-def known_bug(reason: str):
-    return pytest.mark.xfail(reason=reason, strict=True)
-
-
 # Errors that the product raises itself, as (command template, text the error line must contain).
 PRODUCT_ERRORS = [
     pytest.param(f"{TRAIN} --preset homedepot --data {{files}}/missing.csv", "missing.csv", id="data-file-missing"),
@@ -119,7 +115,7 @@ PRODUCT_ERRORS = [
     pytest.param(f"{TRAIN} --preset homedepot --data {{files}}/duplicates.csv", "duplicates.csv", id="increment-all-duplicates"),
     pytest.param(f"{TRAIN} --preset homedepot --data {{files}}/relevance-word.csv", "'high'", id="relevance-not-numeric"),
     pytest.param(f"{TRAIN} --preset homedepot --data {{files}}/relevance-range.csv", "'4.5'", id="relevance-out-of-range"),
-    pytest.param(f"{TRAIN} {ON_INCREMENT} --validation-fraction 0", "validation fraction 0.0", id="validation-fraction-zero"),
+    pytest.param(f"{TRAIN} {ON_INCREMENT} --validation-fraction 0", "validation_fraction 0.0", id="validation-fraction-zero"),
     pytest.param(f"{TRAIN} --preset homedepot --data {{files}}/increment.csv", "version 1 was already trained", id="increment-trained-twice"),
     pytest.param(f"{TRAIN} {ON_INCREMENT} --freeze-layers 2", "--freeze-layers 2", id="freeze-layers-too-large"),
     pytest.param(f"{TRAIN} {ON_INCREMENT} --method adalora --tinit 100", "tinit 100", id="adalora-no-budget-phase"),
@@ -142,55 +138,41 @@ PRODUCT_ERRORS = [
     pytest.param("evaluate 1 --registry {registry} --base {other_base} --data {files}/increment.csv --preset homedepot", "tiny-bert-seed-1", id="evaluate-base-fingerprint-wrong"),
     pytest.param("split {files}/increment.csv --by uid --parts 2 --out {work}/split-out", "'uid'", id="split-by-unknown-column"),
     pytest.param("split {files}/increment.csv --by product_uid --parts 500 --out {work}/split-out", "--parts 500", id="split-parts-above-rows"),
-    # The product mishandles the cases below, so each is marked as an expected failure with its cause.
     pytest.param(
         "train --registry {registry} --base {base} --text-column query --label-column grade --data {files}/empty.jsonl",
         "empty.jsonl", id="data-jsonl-empty",
-        marks=known_bug("adapters.data.read_table lets the StopIteration that datasets raises for an empty JSON Lines file escape"),
     ),
     pytest.param(
         f"{TRAIN} --preset homedepot --encoding utf-8 --data {{files}}/latin1-long.csv", "not valid utf-8", id="data-encoding-wrong-past-header",
-        marks=known_bug("datasets logs the decode failure at ERROR level before the one-line error, and main.py only lowers it to WARNING"),
     ),
     pytest.param(
         f"{TRAIN} {ON_INCREMENT} --learning-rate nan", "nan", id="learning-rate-nan",
-        marks=known_bug("TrainConfig.validate checks learning_rate <= 0, which NaN passes, so AdamW raises ValueError"),
     ),
     pytest.param(
         f"{TRAIN} {ON_INCREMENT} --weight-decay -1", "-1", id="weight-decay-negative",
-        marks=known_bug("TrainConfig.validate does not check weight_decay, so AdamW raises ValueError"),
     ),
     pytest.param(
         f"{TRAIN} {ON_INCREMENT} --seed -1", "-1", id="seed-negative",
-        marks=known_bug("TrainConfig.validate does not check seed, so accelerate's set_seed raises numpy's ValueError"),
-    ),
-    pytest.param(
-        "evaluate 1 --registry {registry} --base {base} --data {files}/increment.csv --preset homedepot --batch-size 0", "0",
-        id="evaluate-batch-size-zero",
-        marks=known_bug("evaluate does not check --batch-size, so range() with step 0 raises ValueError"),
     ),
     pytest.param(
         "merge 1 --out {files}/increment.csv --registry {registry}", "increment.csv", id="merge-out-is-file",
-        marks=known_bug("merge_versions calls iterdir() on an existing file --out and raises NotADirectoryError"),
     ),
     pytest.param(
         "split {files}/increment.csv --by product_uid --parts 2 --out {files}/grades.csv", "grades.csv", id="split-out-is-file",
-        marks=known_bug("split_file calls mkdir() on an existing file --out and raises FileExistsError"),
     ),
     pytest.param(
         "train --registry {work}/fresh-registry --base {base} --preset homedepot --data {files}/missing.csv", "missing.csv",
         id="train-new-registry-data-missing",
-        marks=known_bug("train_increment creates the registry folder before it reads the data, so a failed train leaves a registry"),
     ),
     pytest.param(
         "train --registry {work}/foreign-folder --base {base} --preset homedepot --data {files}/increment.csv", "foreign-folder",
         id="train-registry-foreign-folder",
-        marks=known_bug("Registry(create=True) takes its file lock inside the foreign folder before rejecting it and leaves .lock there"),
     ),
 ]
 
 # Errors that argparse raises before any handler runs, as (command template, text the error line must contain).
 ARGPARSE_ERRORS = [
+    ("evaluate 1 --registry {registry} --data {files}/increment.csv --preset homedepot --batch-size 0", "0 must be at least 1"),
     pytest.param("merge 1 --weights nan --out {work}/merge-out --registry {registry}", "'nan'", id="merge-weights-nan"),
     pytest.param("merge 1 --weights 0.4,abc --out {work}/merge-out --registry {registry}", "'0.4,abc'", id="merge-weights-not-numbers"),
     pytest.param(f"{TRAIN} --preset kaggle --data {{files}}/increment.csv", "'kaggle'", id="preset-unknown"),
@@ -209,7 +191,8 @@ def test_product_error_is_one_line(workspace, template, expected, capsys, caplog
 
     status, stderr = run_in_process(argv, capsys)
     lines = non_empty_lines(stderr)
-    logged = [f"{record.levelname} {record.name}: {record.getMessage()}" for record in caplog.records if record.levelno >= logging.WARNING]
+    problems = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    logged = [f"{record.levelname} {record.name}: {record.getMessage()}" for record in problems]
 
     assert status == 2
     assert len(lines) == 1, stderr

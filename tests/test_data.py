@@ -292,13 +292,7 @@ def test_missing_file_rejected(tmp_path):
     [
         "empty.csv",
         "empty.parquet",
-        pytest.param(
-            "empty.jsonl",
-            marks=pytest.mark.xfail(
-                reason="read_table lets the StopIteration that datasets raises for an empty JSON Lines file escape",
-                strict=True,
-            ),
-        ),
+        "empty.jsonl",
     ],
 )
 def test_empty_file_rejected(tmp_path, name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adapters.cli.common import add_base_option, add_column_options, add_json_option, columns_from, print_json
+from adapters.cli.common import add_base_option, add_column_options, add_json_option, columns_from, positive_int, print_json
 
 HELP = "measure training, inference and merge throughput"
 DESCRIPTION = (
@@ -20,8 +20,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="folder for results.json and results.md")
     parser.add_argument("--data", help="data file (default: a generated sample in the Home Depot format)")
     add_column_options(parser)
-    parser.add_argument("--train-rows", type=int, default=1000, help="rows trained per training benchmark (default: 1000)")
-    parser.add_argument("--inference-rows", type=int, default=1000, help="rows scored per inference benchmark (default: 1000)")
+    parser.add_argument("--train-rows", type=positive_int, default=1000, help="rows trained per training benchmark (default: 1000)")
+    parser.add_argument("--inference-rows", type=positive_int, default=1000, help="rows scored per inference benchmark (default: 1000)")
     parser.add_argument("--quick", action="store_true", help="256 training and 512 scored rows, about a minute on 2 CPU cores")
     add_base_option(parser)
     add_json_option(parser)

@@ -12,6 +12,17 @@ from adapters.data import PRESETS, column_map
 REGISTRY_ENV = "ADAPTERS_REGISTRY"
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes that must be at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def add_registry_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry", metavar="DIR", default=os.environ.get(REGISTRY_ENV),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.cli.common import add_base_option, add_column_options, columns_from
+from adapters.cli.common import add_base_option, add_column_options, columns_from, positive_int
 
 HELP = "run the whole path: split, train, merge, evaluate, promote, roll back, benchmark"
 DESCRIPTION = (
@@ -17,9 +17,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="demo-run", help="folder for the demo's files; an earlier demo's folder is replaced (default: demo-run)")
     parser.add_argument("--data", help="data file with a product_uid column (default: a generated sample)")
     add_column_options(parser)
-    parser.add_argument("--parts", type=int, default=3, help="number of increments (default: 3)")
+    parser.add_argument("--parts", type=positive_int, default=3, help="number of increments (default: 3)")
     parser.add_argument("--rows-per-part", type=int, default=800, help="rows kept from each increment, 0 for all (default: 800)")
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs per increment (default: 3)")
+    parser.add_argument("--epochs", type=positive_int, default=3, help="training epochs per increment (default: 3)")
     parser.add_argument("--no-bench", action="store_true", help="skip the benchmark step")
     add_base_option(parser)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.cli.common import add_base_option, add_column_options, add_json_option, add_registry_option, columns_from, print_json
+from adapters.cli.common import add_base_option, add_column_options, add_json_option, add_registry_option, columns_from, positive_int, print_json
 from adapters.evaluation import SPLITS
 
 HELP = "evaluate versions, aliases or merged folders on increments"
@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", nargs="+", required=True, help="increment files")
     add_column_options(parser)
     parser.add_argument("--split", choices=SPLITS, default="validation", help="which rows of each increment to score (default: validation)")
-    parser.add_argument("--batch-size", type=int, default=128, help="rows per inference batch (default: 128)")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="rows per inference batch (default: 128)")
     add_base_option(parser)
     add_json_option(parser)
 

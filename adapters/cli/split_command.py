@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.cli.common import columns_from
+from adapters.cli.common import columns_from, positive_int
 from adapters.data import PRESETS
 from adapters.split import split_file
 
@@ -13,11 +13,11 @@ DESCRIPTION = "Sort FILE by --by and write N nearly equal parts named part-1 to 
 def add_arguments(parser) -> None:
     parser.add_argument("file", help="CSV, JSON Lines or Parquet file")
     parser.add_argument("--by", required=True, help="column that orders rows over time, e.g. product_uid")
-    parser.add_argument("--parts", type=int, required=True, help="number of increments")
+    parser.add_argument("--parts", type=positive_int, required=True, help="number of increments")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="read the file with a preset's encoding")
     parser.add_argument("--encoding", help="text encoding of a CSV file (default: utf-8, or the preset's)")
-    parser.add_argument("--max-rows", type=int, help="keep only the first N rows of each part (default: all)")
+    parser.add_argument("--max-rows", type=positive_int, help="keep only the first N rows of each part (default: all)")
     parser.add_argument("--force", action="store_true", help="overwrite existing part files")
 
 

@@ -38,7 +38,7 @@ def add_config_options(group) -> None:
         if hints[field.name] is bool:
             group.add_argument(flag, dest=field.name, action="store_true", default=None, help=help_text)
             continue
-        if field.name == "target_modules":
+        if field.name in ("target_modules", "modules_to_save"):
             group.add_argument(flag, dest=field.name, type=_names, default=None, help=f"{help_text} (default: {','.join(default)})")
             continue
         kind = _scalar_type(hints[field.name])
