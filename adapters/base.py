@@ -13,8 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 from transformers.utils import logging as transformers_logging
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from adapters.errors import AdaptersError
 

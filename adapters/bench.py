@@ -24,14 +24,26 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
-from adapters.base import fingerprint_model, load_classifier, load_tokenizer, resolve_base
+from adapters.base import (
+    fingerprint_model,
+    load_classifier,
+    load_tokenizer,
+    resolve_base,
+)
 from adapters.config import TrainConfig
 from adapters.data import ColumnMap, load_increment
 from adapters.deploy import merge_versions
 from adapters.evaluation import predict_probabilities
 from adapters.modeling import encode, model_inputs, wrap_for_training
 from adapters.training import train_adapter
-from adapters.workflow import LoadedTarget, load_merged_model, load_version_model, open_registry, publish_result, software_versions
+from adapters.workflow import (
+    LoadedTarget,
+    load_merged_model,
+    load_version_model,
+    open_registry,
+    publish_result,
+    software_versions,
+)
 
 logger = logging.getLogger(__name__)
 

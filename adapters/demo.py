@@ -20,7 +20,12 @@ from adapters.errors import AdaptersError
 from adapters.evaluation import format_matrix, quality_matrix
 from adapters.sample import write_sample_csv
 from adapters.split import split_file
-from adapters.workflow import load_merged_model, load_version_model, open_registry, train_increment
+from adapters.workflow import (
+    load_merged_model,
+    load_version_model,
+    open_registry,
+    train_increment,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from adapters.base import check_fingerprint, fingerprint_model, load_classifier, load_tokenizer, resolve_base
+from adapters.base import (
+    check_fingerprint,
+    fingerprint_model,
+    load_classifier,
+    load_tokenizer,
+    resolve_base,
+)
 from adapters.errors import AdaptersError
 from adapters.merging import combine_weights, merge_state_dict, read_adapter
 from adapters.workflow import open_registry

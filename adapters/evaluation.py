@@ -11,7 +11,11 @@ from transformers import DataCollatorWithPadding
 
 from adapters.data import ColumnMap, load_increment
 from adapters.errors import AdaptersError
-from adapters.evaluation_metrics import classification_metrics, majority_baseline_accuracy, ndcg_at_k
+from adapters.evaluation_metrics import (
+    classification_metrics,
+    majority_baseline_accuracy,
+    ndcg_at_k,
+)
 from adapters.modeling import encode
 from adapters.workflow import LoadedTarget
 

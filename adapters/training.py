@@ -19,7 +19,11 @@ from accelerate.utils import set_seed
 from peft import PeftModel
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+from transformers import (
+    DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
+    get_linear_schedule_with_warmup,
+)
 
 from adapters.config import TrainConfig
 from adapters.distributed import make_accelerator

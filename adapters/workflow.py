@@ -20,10 +20,17 @@ import transformers
 from accelerate import Accelerator
 
 from adapters import __version__
-from adapters.base import BaseSpec, check_fingerprint, fingerprint_model, load_classifier, load_tokenizer, resolve_base
+from adapters.base import (
+    BaseSpec,
+    check_fingerprint,
+    fingerprint_model,
+    load_classifier,
+    load_tokenizer,
+    resolve_base,
+)
 from adapters.config import TrainConfig
-from adapters.distributed import make_accelerator
 from adapters.data import ColumnMap, Increment, load_increment
+from adapters.distributed import make_accelerator
 from adapters.errors import AdaptersError
 from adapters.modeling import load_adapter, wrap_for_training
 from adapters.training import TrainResult, train_adapter

@@ -36,7 +36,14 @@ from pathlib import Path
 
 import filelock
 
-from .aliases import alias_not_found, make_move, replay_stacks, rollback_target, utc_now_iso, valid_moves
+from .aliases import (
+    alias_not_found,
+    make_move,
+    replay_stacks,
+    rollback_target,
+    utc_now_iso,
+    valid_moves,
+)
 from .errors import RegistryError, VersionNotFoundError
 from .fsutil import (
     append_jsonl,
@@ -59,7 +66,12 @@ from .manifest import (
 from .merges import build_merge_record, check_merge_record
 from .names import check_alias_name, parse_ref
 from .settings import check_labels, read_settings
-from .staging import list_source_files, remove_dead_entries, stage_files, staging_entry_name
+from .staging import (
+    list_source_files,
+    remove_dead_entries,
+    stage_files,
+    staging_entry_name,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -7,14 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import synthetic_rows, write_homedepot_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from adapters.cli.main import main
-from conftest import synthetic_rows, write_homedepot_csv
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

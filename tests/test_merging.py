@@ -10,7 +10,14 @@ from peft import AdaLoraConfig, LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from adapters.errors import AdaptersError
-from adapters.merging import AdapterWeights, combine_weights, delta_weights, head_weights, merge_state_dict, read_adapter
+from adapters.merging import (
+    AdapterWeights,
+    combine_weights,
+    delta_weights,
+    head_weights,
+    merge_state_dict,
+    read_adapter,
+)
 
 MODULE = "bert.encoder.layer.0.attention.self.query"
 PREFIX = "base_model.model."

@@ -6,7 +6,12 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from adapters.sample import RELEVANCE_VALUES, SAMPLE_COLUMNS, generate_sample, write_sample_csv
+from adapters.sample import (
+    RELEVANCE_VALUES,
+    SAMPLE_COLUMNS,
+    generate_sample,
+    write_sample_csv,
+)
 
 N_ROWS = 2400
 # Title phrases that occur only in categories added after the first quarter.

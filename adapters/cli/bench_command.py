@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adapters.cli.common import add_base_option, add_column_options, add_json_option, columns_from, positive_int, print_json
+from adapters.cli.common import (
+    add_base_option,
+    add_column_options,
+    add_json_option,
+    columns_from,
+    positive_int,
+    print_json,
+)
 
 HELP = "measure training, inference and merge throughput"
 DESCRIPTION = (

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from adapters.cli.common import add_base_option, add_column_options, columns_from, positive_int
+from adapters.cli.common import (
+    add_base_option,
+    add_column_options,
+    columns_from,
+    positive_int,
+)
 
 HELP = "run the whole path: split, train, merge, evaluate, promote, roll back, benchmark"
 DESCRIPTION = (

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adapters.cli.common import add_base_option, add_column_options, add_json_option, add_registry_option, columns_from, positive_int, print_json
+from adapters.cli.common import (
+    add_base_option,
+    add_column_options,
+    add_json_option,
+    add_registry_option,
+    columns_from,
+    positive_int,
+    print_json,
+)
 from adapters.evaluation import SPLITS
 
 HELP = "evaluate versions, aliases or merged folders on increments"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from adapters.cli.common import add_json_option, add_registry_option, format_table, print_json
+from adapters.cli.common import (
+    add_json_option,
+    add_registry_option,
+    format_table,
+    print_json,
+)
 
 HELP = "list versions and aliases"
 DESCRIPTION = "List every version with its method, data, validation accuracy and aliases, then the alias history."

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from adapters.cli.common import add_json_option, add_registry_option, format_table, print_json
+from adapters.cli.common import (
+    add_json_option,
+    add_registry_option,
+    format_table,
+    print_json,
+)
 
 HELP = "show one version"
 DESCRIPTION = "Show a version's lineage, hyperparameters, metrics, files, AdaLoRA rank pattern and alias history."

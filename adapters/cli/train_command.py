@@ -6,7 +6,12 @@ import dataclasses
 import types
 import typing
 
-from adapters.cli.common import add_base_option, add_column_options, add_registry_option, columns_from
+from adapters.cli.common import (
+    add_base_option,
+    add_column_options,
+    add_registry_option,
+    columns_from,
+)
 from adapters.config import TrainConfig
 
 HELP = "train an adapter on one increment and publish it"
