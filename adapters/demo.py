@@ -52,9 +52,13 @@ def run_demo(
     config: TrainConfig | None = None,
     base: str | None = None,
     bench: bool = True,
+    bench_rows: tuple[int, int] = (256, 512),
     echo=print,
 ) -> dict:
-    """Run the whole product path and return {"matrix", "versions", "aliases", "bench"}."""
+    """Run the whole product path and return its report: versions, aliases, quality matrix, benchmark.
+
+    `bench_rows` gives the training and scored row counts of the benchmark step.
+    """
     out_dir = Path(out_dir)
     config = config or TrainConfig()
     prepare_out_dir(out_dir)
@@ -93,7 +97,7 @@ def run_demo(
 
     bench_results = None
     if bench:
-        bench_results = run_benchmark(increments[0], columns, train_rows=256, inference_rows=512, base=base, config=config)
+        bench_results = run_benchmark(increments[0], columns, train_rows=bench_rows[0], inference_rows=bench_rows[1], base=base, config=config)
         echo("8. Benchmark:\n" + format_report(bench_results))
 
     report = {"data": str(data_path), "increments": [str(p) for p in increments], "versions": versions,

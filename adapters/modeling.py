@@ -47,7 +47,7 @@ def peft_config(config: TrainConfig, num_layers: int, total_steps: int):
     """Build the peft LoraConfig or AdaLoraConfig for a sequence-classification model.
 
     peft's SEQ_CLS task type adds the classifier head to `modules_to_save`, so the head is trained
-    and saved with the adapter.
+    and saved with the adapter, next to the modules the config names (the pooler by default).
     """
     if config.freeze_layers >= num_layers:
         raise AdaptersError(f"--freeze-layers {config.freeze_layers} leaves no layer of {num_layers} for adapters; use at most {num_layers - 1}")
@@ -77,7 +77,7 @@ def peft_config(config: TrainConfig, num_layers: int, total_steps: int):
 
 
 def wrap_for_training(model: PreTrainedModel, config: TrainConfig, total_steps: int) -> PeftModel:
-    """Freeze the base and inject adapters; only adapter weights and the head stay trainable."""
+    """Freeze the base and inject adapters, so only the adapters and `modules_to_save` are trained."""
     num_layers = model.config.num_hidden_layers
     lora_config = peft_config(config, num_layers, total_steps)
     try:
