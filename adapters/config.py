@@ -33,7 +33,7 @@ class TrainConfig:
     tfinal: int | None = _option(None, "AdaLoRA: final optimizer steps with a fixed rank pattern (default: 30%% of the steps)")
     delta_t: int | None = _option(None, "AdaLoRA: optimizer steps between two budget updates (default: 2%% of the steps, at least 1)")
     orth_reg_weight: float = _option(0.5, "AdaLoRA: weight of the orthogonality regulariser")
-    learning_rate: float = _option(5e-4, "peak AdamW learning rate")
+    learning_rate: float = _option(1e-3, "peak AdamW learning rate")
     weight_decay: float = _option(0.01, "AdamW weight decay")
     warmup_ratio: float = _option(0.06, "share of optimizer steps with a linear learning-rate warm-up")
     epochs: int = _option(3, "passes over the train part")
