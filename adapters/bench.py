@@ -9,6 +9,7 @@ process, one after the other.
 
 from __future__ import annotations
 
+import copy
 import logging
 import platform
 import shlex
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from peft import LoraConfig, TaskType, get_peft_model
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
@@ -153,6 +155,7 @@ def run_benchmark(
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), **software_versions()},
         "data": {"path": str(data_path), "fingerprint": increment.fingerprint, "train_rows": len(rows), "inference_rows": len(scored)},
         "config": config.to_dict(),
+        "labels": labels,
         "training": {"baseline": baseline, "ours": ours, "speedup_samples_per_s": ours["samples_per_s"] / baseline["samples_per_s"]},
         "inference": inference,
         "merge": {"versions": 1, "elapsed_s": merge.elapsed_s, **merge.timings},
@@ -182,4 +185,64 @@ def format_report(results: dict) -> str:
     merge = results["merge"]
     lines += ["", f"Merge of {merge['versions']} version into a deployable folder: {merge['elapsed_s']:.2f} s "
               f"(loading the base {merge['load_s']:.2f} s, arithmetic {merge['merge_s']:.3f} s, the rest writing)."]
+    return "\n".join(lines) + "\n"
+
+
+def publish_random_adapters(registry, spec, labels: list[str], count: int, *, rank: int = 8, seed: int = 0) -> list[int]:
+    """Publish `count` LoRA adapters with random factors and heads, to time merges without training.
+
+    Each adapter targets query and value with rank `rank`, like a trained default adapter, and
+    carries a classifier head and pooler. Their values are random, so only timings are meaningful.
+    """
+    base = load_classifier(spec, labels)
+    fingerprint = fingerprint_model(base)
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, target_modules=["query", "value"], modules_to_save=["pooler"])
+    ids = []
+    for index in range(count):
+        torch.manual_seed(seed + index)
+        model = get_peft_model(copy.deepcopy(base), config)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.02)
+        manifest = {"kind": "adapter", "method": "lora", "parent": None, "labels": labels, "data": None, "metrics": {},
+                    "base": {"id": spec.model_id, "fingerprint": fingerprint}, "hyperparameters": {"r": rank, "synthetic": True}}
+        with tempfile.TemporaryDirectory(prefix="adapters-random-") as folder:
+            model.save_pretrained(folder)
+            ids.append(registry.publish(folder, manifest).id)
+    return ids
+
+
+def merge_scaling(spec, labels: list[str], counts=(2, 8, 32), forms=("dense", "exact", "svd"), svd_rank: int = 8) -> list[dict]:
+    """Time `merge_versions` for each number of adapters and each output form, end to end.
+
+    The time includes reading and verifying the versions, loading the base, the arithmetic and
+    writing the output (a model folder, or a published adapter version).
+    """
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="adapters-merge-bench-") as scratch:
+        registry = open_registry(Path(scratch) / "registry", create=True)
+        registry.ensure_labels(labels)
+        ids = publish_random_adapters(registry, spec, labels, max(counts))
+        # Warm-up: the first SVD and the first model load pay one-time library start-up costs.
+        merge_versions(registry.root, [str(i) for i in ids[:2]], form="svd", rank=svd_rank, dry_run=True, base=spec.location)
+        for count in counts:
+            refs = [str(i) for i in ids[:count]]
+            for form in forms:
+                out_dir = Path(scratch) / f"merged-{count}-{form}" if form == "dense" else None
+                result = merge_versions(registry.root, refs, out_dir, form=form, rank=svd_rank if form == "svd" else None, base=spec.location)
+                rows.append({"adapters": count, "form": form, "elapsed_s": result.elapsed_s, "merge_s": result.timings["merge_s"]})
+                logger.info("Merged %d adapters (%s) in %.2f s", count, form, result.elapsed_s)
+    return rows
+
+
+def format_merge_scaling(rows: list[dict]) -> str:
+    """Render merge timings as a markdown table: adapters by output form, end-to-end seconds."""
+    forms = list(dict.fromkeys(row["form"] for row in rows))
+    counts = list(dict.fromkeys(row["adapters"] for row in rows))
+    lookup = {(row["adapters"], row["form"]): row for row in rows}
+    lines = ["| adapters | " + " | ".join(f"{form} (s, arithmetic s)" for form in forms) + " |", "| --- |" + " --- |" * len(forms)]
+    for count in counts:
+        cells = [f"{lookup[(count, form)]['elapsed_s']:.2f} ({lookup[(count, form)]['merge_s']:.2f})" for form in forms]
+        lines.append(f"| {count} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ HELP = "measure training, inference and merge throughput"
 DESCRIPTION = (
     "Measure, in one run on the same data: one training epoch of our path against a baseline loop that "
     "pads every batch to max_length in float32; inference throughput of the base, the unmerged adapter "
-    "and the merged model; and merge time. Without --data, a generated sample dataset is used. Writes "
+    "and the merged model; and merge time for 2, 8 and 32 adapters (2 and 8 with --quick) in each output form. Without --data, a generated sample dataset is used. Writes "
     "results.json and results.md to --out."
 )
 
@@ -35,7 +35,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from adapters.bench import format_report, run_benchmark
+    from adapters.base import resolve_base
+    from adapters.bench import format_merge_scaling, format_report, merge_scaling, run_benchmark
     from adapters.sample import write_sample_csv
 
     out = Path(args.out)
@@ -46,8 +47,11 @@ def run(args) -> int:
         args.preset = args.preset or "homedepot"
     train_rows, inference_rows = (256, 512) if args.quick else (args.train_rows, args.inference_rows)
     results = run_benchmark(data, columns_from(args), train_rows=train_rows, inference_rows=inference_rows, base=args.base)
+    counts = (2, 8) if args.quick else (2, 8, 32)
+    results["merge_scaling"] = merge_scaling(resolve_base(args.base), list(results["labels"]), counts=counts)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = format_report(results)
+    report = format_report(results) + "\nMerge time by number of adapters and output form (end to end, then the arithmetic alone):\n\n"
+    report += format_merge_scaling(results["merge_scaling"])
     (out / "results.md").write_text(report)
     if args.json:
         print_json(results)
