@@ -182,3 +182,26 @@ def test_accelerate_launch_two_processes_publishes_once(tiny_bert, tmp_path):
     assert manifest["training"]["num_processes"] == 2
     micro_batches_per_process = -(-(-(-manifest["data"]["rows"]["train"] // 8)) // 2)
     assert manifest["training"]["optimizer_steps"] == micro_batches_per_process
+
+
+def test_merge_as_exact_adapter_prints_new_version(trained, tiny_bert, capsys):
+    code, out, _ = run_cli(capsys, "merge", "--registry", str(trained["registry"]), "1", "2", "--as-adapter", "exact", "--base", str(tiny_bert))
+
+    new_id = out.strip().splitlines()[-1]
+    assert code == 0
+    shown = json.loads(run_cli(capsys, "show", "--registry", str(trained["registry"]), new_id, "--json")[1])["manifest"]
+    assert shown["parents"] == [1, 2]
+    assert shown["merge"]["form"] == "exact"
+
+
+def test_merge_dry_run_prints_module_norms(trained, tiny_bert, capsys):
+    before = sorted(p.name for p in (trained["registry"] / "versions").iterdir())
+
+    code, out, _ = run_cli(capsys, "merge", "--registry", str(trained["registry"]), "1", "2", "--method", "ties", "--density", "0.5",
+                           "--as-adapter", "svd", "--rank", "2", "--dry-run", "--base", str(tiny_bert))
+
+    assert code == 0
+    assert "svd error" in out
+    assert "bert.encoder.layer.0.attention.self.query" in out
+    assert "nothing was written" in out
+    assert sorted(p.name for p in (trained["registry"] / "versions").iterdir()) == before
