@@ -104,6 +104,21 @@ def inference_throughput(target: LoadedTarget, rows: datasets.Dataset, batch_siz
     return {"samples": len(rows), "elapsed_s": best_s, "samples_per_s": len(rows) / best_s}
 
 
+def pipeline_throughput(folder: Path, rows: datasets.Dataset, batch_size: int, repeats: int = 2) -> dict:
+    """Score `rows` with `transformers.pipeline("text-classification")` on a merged folder, as most teams would."""
+    from transformers import pipeline
+
+    classifier = pipeline("text-classification", model=str(folder), tokenizer=str(folder), device="cpu", top_k=None)
+    inputs = [{"text": text, "text_pair": pair} for text, pair in zip(rows["text"], rows["text_pair"])]
+    classifier(inputs[:batch_size], batch_size=batch_size, truncation=True)
+    best_s = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        classifier(inputs, batch_size=batch_size, truncation=True)
+        best_s = min(best_s, time.perf_counter() - started)
+    return {"samples": len(rows), "elapsed_s": best_s, "samples_per_s": len(rows) / best_s}
+
+
 def run_benchmark(
     data_path: str | Path,
     columns: ColumnMap,
@@ -145,6 +160,7 @@ def run_benchmark(
             "base": inference_throughput(LoadedTarget(base_model, tokenizer, labels, "base"), scored, config.eval_batch_size),
             "adapter (unmerged)": inference_throughput(load_version_model(registry, str(version.id), base), scored, config.eval_batch_size),
             "merged": inference_throughput(load_merged_model(merge.out_dir), scored, config.eval_batch_size),
+            "merged, transformers pipeline": pipeline_throughput(merge.out_dir, scored, config.eval_batch_size),
         }
     for entry in inference.values():
         entry["ratio_to_base"] = entry["samples_per_s"] / inference["base"]["samples_per_s"]

@@ -32,6 +32,8 @@ def predict_probabilities(
 
     Rows are sorted by token length and padded per batch, so little compute goes to padding.
     """
+    # A pair longer than the model's position table cannot be scored, so the limit is capped there.
+    max_length = min(max_length, getattr(target.model.config, "max_position_embeddings", max_length))
     encoded = encode(dataset, target.tokenizer, max_length)
     lengths = encoded["length"]
     order = sorted(range(len(encoded)), key=lambda index: lengths[index])

@@ -20,7 +20,7 @@ def test_benchmark_reports_ratios_against_baseline(tiny_bert, increment_csv):
     assert training["ours"]["samples"] == 48
     assert training["baseline"]["padding_share"] > 0.5
     assert training["speedup_samples_per_s"] == pytest.approx(training["ours"]["samples_per_s"] / training["baseline"]["samples_per_s"])
-    assert set(results["inference"]) == {"base", "adapter (unmerged)", "merged"}
+    assert set(results["inference"]) == {"base", "adapter (unmerged)", "merged", "merged, transformers pipeline"}
     assert results["inference"]["base"]["ratio_to_base"] == pytest.approx(1.0)
     assert all(entry["samples_per_s"] > 0 for entry in results["inference"].values())
     assert results["merge"]["elapsed_s"] > 0

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 import torch
-from conftest import synthetic_rows, write_homedepot_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from adapters.cli.main import main
+from conftest import synthetic_rows, write_homedepot_csv
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import synthetic_rows, write_homedepot_csv, write_tiny_bert
 
 from adapters.cli.main import main
+from conftest import synthetic_rows, write_homedepot_csv, write_tiny_bert
 
 
 def snapshot(root: Path) -> dict[str, str]:

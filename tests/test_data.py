@@ -10,10 +10,10 @@ from pathlib import Path
 
 import datasets
 import pytest
-from conftest import synthetic_rows, write_homedepot_csv
 
 from adapters.data import column_map, load_increment, read_table
 from adapters.errors import AdaptersError
+from conftest import synthetic_rows, write_homedepot_csv
 
 HOMEDEPOT_LABELS = ["irrelevant", "partial", "relevant"]
 

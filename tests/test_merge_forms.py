@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 import torch
-from conftest import synthetic_rows, write_homedepot_csv
 from peft import AdaLoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -20,6 +19,7 @@ from adapters.errors import AdaptersError
 from adapters.merge_methods import MergeOptions
 from adapters.merging import delta_weights, merge_state_dict, read_adapter
 from adapters.workflow import load_version_model, open_registry, train_increment
+from conftest import synthetic_rows, write_homedepot_csv
 
 LABELS = ["irrelevant", "partial", "relevant"]
 

@@ -8,11 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import write_homedepot_csv
 
 from adapters.cli.main import main
 from adapters.errors import AdaptersError
 from adapters.split import split_file
+from conftest import write_homedepot_csv
 
 LATIN1 = "iso-8859-1"
 

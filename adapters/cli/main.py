@@ -11,7 +11,7 @@ from adapters import __version__
 from adapters.errors import AdaptersError
 from registry import RegistryError
 
-SUBCOMMANDS = ("split", "train", "list", "show", "promote", "rollback", "merge", "evaluate", "bench", "demo")
+SUBCOMMANDS = ("split", "train", "list", "show", "promote", "rollback", "merge", "evaluate", "score", "bench", "demo")
 EXIT_USER_ERROR = 2
 
 
