@@ -147,6 +147,7 @@ def run_benchmark(
     logger.info("Benchmarking training on %d rows", len(rows))
     baseline_training(spec, tokenizer, rows.select(range(min(len(rows), 2 * config.batch_size))), labels, config)  # warm-up
     ours, result = our_training(spec, tokenizer, rows, increment.validation, labels, config)
+    ungrouped, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(config, group_by_length=False))
     baseline = baseline_training(spec, tokenizer, rows, labels, config)
 
     with tempfile.TemporaryDirectory(prefix="adapters-bench-") as scratch:
@@ -172,7 +173,8 @@ def run_benchmark(
         "data": {"path": str(data_path), "fingerprint": increment.fingerprint, "train_rows": len(rows), "inference_rows": len(scored)},
         "config": config.to_dict(),
         "labels": labels,
-        "training": {"baseline": baseline, "ours": ours, "speedup_samples_per_s": ours["samples_per_s"] / baseline["samples_per_s"]},
+        "training": {"baseline": baseline, "ours": ours, "ours_without_length_grouping": ungrouped,
+                     "speedup_samples_per_s": ours["samples_per_s"] / baseline["samples_per_s"]},
         "inference": inference,
         "merge": {"versions": 1, "elapsed_s": merge.elapsed_s, **merge.timings},
     }
@@ -191,7 +193,11 @@ def format_report(results: dict) -> str:
         "| training (1 epoch, LoRA r=%d) | samples/s | non-padding tokens/s | ratio to baseline |" % results["config"]["r"],
         "| --- | --- | --- | --- |",
     ]
-    for name, key in (("baseline: padded to max_length, float32", "baseline"), ("ours: dynamic padding, length-grouped", "ours")):
+    variants = (("baseline: padded to max_length, float32", "baseline"), ("ours without length grouping: dynamic padding only", "ours_without_length_grouping"),
+                ("ours (default): dynamic padding, length-grouped batches", "ours"))
+    for name, key in variants:
+        if key not in training:
+            continue
         entry = training[key]
         ratio = entry["samples_per_s"] / training["baseline"]["samples_per_s"]
         lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['tokens_per_s']:.0f} | {ratio:.2f}x |")

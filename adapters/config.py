@@ -40,6 +40,7 @@ class TrainConfig:
     batch_size: int = _option(32, "samples per micro-batch on each process")
     grad_accum: int = _option(1, "micro-batches per optimizer step")
     max_length: int = _option(128, "maximum tokens per query + product pair; longer pairs are truncated")
+    group_by_length: bool = _option(True, "batch pairs of similar length together, so dynamic padding adds few pad tokens")
     eval_batch_size: int = _option(128, "samples per batch during validation")
     validation_fraction: float = _option(0.15, "share of query groups held out for validation")
     select_metric: str = _option("accuracy", "validation metric that picks the best epoch", choices=SELECT_METRICS)

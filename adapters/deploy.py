@@ -34,7 +34,7 @@ OUTPUT_FORMS = ("dense", "exact", "svd")
 
 @dataclass
 class MergeResult:
-    """What a merge produced: a folder or a version, the weights used, timings and per-module figures."""
+    """The outcome of a merge: a folder or a version, the weights used, timings and per-module figures."""
 
     versions: list[int]
     weights: list[float]

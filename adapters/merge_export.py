@@ -1,7 +1,7 @@
 """Write a merge as a single LoRA adapter in peft's format, exactly or by truncated SVD.
 
 Both forms set lora_alpha equal to the rank of every module (through peft's `rank_pattern` and
-`alpha_pattern`), so the LoRA scaling is 1 and dW = lora_B @ lora_A holds directly.
+`alpha_pattern`), so the LoRA scaling is 1 and dW = lora_B @ lora_A exactly.
 
 - exact: the factors of every adapter are concatenated, rank = the sum of the ranks, with the
   weights and each adapter's own scaling folded into lora_B. Only the linear methods (`linear`,

@@ -1,7 +1,7 @@
 """Batch scoring: relevance scores for every row of a file, written in input order.
 
 Rows are sorted by token length and each batch is padded to its own longest pair, so almost no
-compute goes to padding; the scores are put back in the input order before they are written.
+compute goes to padding. The scores are put back in the input order before they are written.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def read_pairs(path: str | Path, columns: ColumnMap) -> tuple[datasets.Dataset, 
             f"{', '.join(table.column_names)}; pass --text-column or --text-pair-column"
         )
     texts = ["" if value is None else str(value) for value in table[columns.text]]
-    pairs = ["" if value is None else str(value) for value in table[columns.text_pair]] if columns.text_pair else [None] * len(table)
+    pairs = [None] * len(table)
+    if columns.text_pair:
+        pairs = ["" if value is None else str(value) for value in table[columns.text_pair]]
     return table, datasets.Dataset.from_dict({"text": texts, "text_pair": pairs, "label": [0] * len(texts)})
 
 

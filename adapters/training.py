@@ -94,8 +94,12 @@ def build_loaders(
     train_encoded = train_encoded.with_format("torch")
     validation_encoded = encode(validation, tokenizer, config.max_length).with_format("torch")
 
-    sampler = LengthGroupedBatchSampler(lengths, config.batch_size, config.seed)
-    train_loader = DataLoader(train_encoded, batch_sampler=sampler, collate_fn=collator)
+    if config.group_by_length:
+        sampler = LengthGroupedBatchSampler(lengths, config.batch_size, config.seed)
+        train_loader = DataLoader(train_encoded, batch_sampler=sampler, collate_fn=collator)
+    else:
+        generator = torch.Generator().manual_seed(config.seed)
+        train_loader = DataLoader(train_encoded, batch_size=config.batch_size, shuffle=True, generator=generator, collate_fn=collator)
     validation_loader = DataLoader(validation_encoded, batch_size=config.eval_batch_size, collate_fn=collator)
     return train_loader, validation_loader
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -41,7 +42,7 @@ def add_config_options(group) -> None:
         default = getattr(defaults, field.name)
         help_text = field.metadata["help"]
         if hints[field.name] is bool:
-            group.add_argument(flag, dest=field.name, action="store_true", default=None, help=help_text)
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=f"{help_text} (default: {default})")
             continue
         if field.name in ("target_modules", "modules_to_save"):
             group.add_argument(flag, dest=field.name, type=_names, default=None, help=f"{help_text} (default: {','.join(default)})")
