@@ -148,6 +148,9 @@ def run_benchmark(
     baseline_training(spec, tokenizer, rows.select(range(min(len(rows), 2 * config.batch_size))), labels, config)  # warm-up
     ours, result = our_training(spec, tokenizer, rows, increment.validation, labels, config)
     ungrouped, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(config, group_by_length=False))
+    frozen = replace(config, freeze_layers=3)
+    frozen_cached, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(frozen, cache_prefix=True))
+    frozen_uncached, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(frozen, cache_prefix=False))
     baseline = baseline_training(spec, tokenizer, rows, labels, config)
 
     with tempfile.TemporaryDirectory(prefix="adapters-bench-") as scratch:
@@ -174,6 +177,7 @@ def run_benchmark(
         "config": config.to_dict(),
         "labels": labels,
         "training": {"baseline": baseline, "ours": ours, "ours_without_length_grouping": ungrouped,
+                     "freeze_3_uncached": frozen_uncached, "freeze_3_cached": frozen_cached,
                      "speedup_samples_per_s": ours["samples_per_s"] / baseline["samples_per_s"]},
         "inference": inference,
         "merge": {"versions": 1, "elapsed_s": merge.elapsed_s, **merge.timings},
@@ -194,7 +198,8 @@ def format_report(results: dict) -> str:
         "| --- | --- | --- | --- |",
     ]
     variants = (("baseline: padded to max_length, float32", "baseline"), ("ours without length grouping: dynamic padding only", "ours_without_length_grouping"),
-                ("ours (default): dynamic padding, length-grouped batches", "ours"))
+                ("ours (default): dynamic padding, length-grouped batches", "ours"),
+                ("ours, --freeze-layers 3, no cache", "freeze_3_uncached"), ("ours, --freeze-layers 3, frozen-prefix cache", "freeze_3_cached"))
     for name, key in variants:
         if key not in training:
             continue

@@ -26,6 +26,8 @@ class TrainConfig:
     lora_dropout: float = _option(0.1, "dropout on the adapter input")
     target_modules: tuple[str, ...] = _option(("query", "value"), "names of the linear modules that get adapters, comma separated")
     freeze_layers: int = _option(0, "keep the lowest N encoder layers free of adapters")
+    cache_prefix: bool = _option(True, "with --freeze-layers N and LoRA, compute the frozen lowest layers once per increment and train on their cached output")
+    cache_budget_mb: float = _option(2048.0, "memory limit of the frozen-prefix cache in MB; above it the frozen layers are recomputed every step")
     modules_to_save: tuple[str, ...] = _option(("pooler",), "modules trained in full and saved with the adapter, besides the classifier head, comma separated")
     init_r: int = _option(12, "AdaLoRA: initial rank of every module")
     target_r: int = _option(8, "AdaLoRA: average rank per module after the budget is reallocated")

@@ -125,7 +125,7 @@ def encode(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_le
 
 def model_inputs(batch: dict) -> dict:
     """Keep only the tensors the model's forward takes."""
-    return {key: value for key, value in batch.items() if key in ("input_ids", "attention_mask", "token_type_ids", "labels")}
+    return {key: value for key, value in batch.items() if key in ("input_ids", "attention_mask", "token_type_ids", "labels", "prefix")}
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

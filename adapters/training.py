@@ -29,6 +29,7 @@ from adapters.config import TrainConfig
 from adapters.distributed import make_accelerator
 from adapters.evaluation_metrics import classification_metrics
 from adapters.modeling import encode, model_inputs, trainable_state
+from adapters.prefix_cache import CachedPrefixModel, CachedRows, collate_cached, compute_prefix, fits_budget
 
 logger = logging.getLogger(__name__)
 
@@ -86,22 +87,54 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 def build_loaders(
     train: datasets.Dataset, validation: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, config: TrainConfig
-) -> tuple[DataLoader, DataLoader]:
-    """Tokenise both parts and build loaders that pad each batch to its own longest pair."""
+) -> tuple[DataLoader, DataLoader, datasets.Dataset]:
+    """Tokenise both parts and build loaders that pad each batch to its own longest pair.
+
+    Also returns the tokenised train part, from which the frozen-prefix cache is computed.
+    """
     collator = DataCollatorWithPadding(tokenizer)
     train_encoded = encode(train, tokenizer, config.max_length)
     lengths = list(train_encoded["length"])
+    train_tokens = train_encoded
     train_encoded = train_encoded.with_format("torch")
     validation_encoded = encode(validation, tokenizer, config.max_length).with_format("torch")
 
-    if config.group_by_length:
-        sampler = LengthGroupedBatchSampler(lengths, config.batch_size, config.seed)
+    sampler = train_batches(config, lengths)
+    if sampler is not None:
         train_loader = DataLoader(train_encoded, batch_sampler=sampler, collate_fn=collator)
     else:
         generator = torch.Generator().manual_seed(config.seed)
         train_loader = DataLoader(train_encoded, batch_size=config.batch_size, shuffle=True, generator=generator, collate_fn=collator)
     validation_loader = DataLoader(validation_encoded, batch_size=config.eval_batch_size, collate_fn=collator)
-    return train_loader, validation_loader
+    return train_loader, validation_loader, train_tokens
+
+
+def train_batches(config: TrainConfig, lengths: list[int]):
+    """The batch sampler of the train loader, as `build_loaders` configures it, or None for plain shuffling."""
+    return LengthGroupedBatchSampler(lengths, config.batch_size, config.seed) if config.group_by_length else None
+
+
+def cached_train_loader(model, train_tokens: datasets.Dataset, config: TrainConfig) -> DataLoader | None:
+    """Build a loader over frozen-prefix states, or return None when the cache is off or over budget.
+
+    The cache applies to LoRA with `freeze_layers` > 0. Its batches follow the same sampler as the
+    uncached loader, so the step count is unchanged.
+    """
+    if not (config.cache_prefix and config.freeze_layers > 0 and config.method == "lora"):
+        return None
+    lengths = list(train_tokens["length"])
+    if not fits_budget(lengths, model.config.hidden_size, config.cache_budget_mb):
+        return None
+    started = time.perf_counter()
+    token_types = train_tokens["token_type_ids"] if "token_type_ids" in train_tokens.column_names else [[0] * n for n in lengths]
+    states = compute_prefix(model, list(train_tokens["input_ids"]), list(token_types), config.freeze_layers, config.eval_batch_size)
+    logger.info("Cached the lowest %d layers for %d rows in %.1f s", config.freeze_layers, len(states), time.perf_counter() - started)
+    rows = CachedRows(states, list(train_tokens["labels"]))
+    sampler = train_batches(config, lengths)
+    if sampler is None:
+        generator = torch.Generator().manual_seed(config.seed)
+        return DataLoader(rows, batch_size=config.batch_size, shuffle=True, generator=generator, collate_fn=collate_cached)
+    return DataLoader(rows, batch_sampler=sampler, collate_fn=collate_cached)
 
 
 def train_adapter(
@@ -127,43 +160,49 @@ def train_adapter(
     accelerator = accelerator or make_accelerator(config.grad_accum)
     set_seed(config.seed)
 
-    train_loader, validation_loader = build_loaders(train, validation, tokenizer, config)
+    train_loader, validation_loader, train_tokens = build_loaders(train, validation, tokenizer, config)
     # The AdaLoRA schedule and the learning-rate schedule both need the optimizer step count per
     # process, so the loaders are prepared (sharded) before the model is built.
     train_loader, validation_loader = accelerator.prepare(train_loader, validation_loader)
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
 
-    model = build_model(total_steps)
-    parameters = [param for param in model.parameters() if param.requires_grad]
+    peft_model = build_model(total_steps)
+    trained = peft_model
+    cached_loader = cached_train_loader(peft_model, train_tokens, config)
+    if cached_loader is not None:
+        # The cached loader uses the same batch sampler, so the step count computed above still holds.
+        train_loader = accelerator.prepare(cached_loader)
+        trained = CachedPrefixModel(peft_model, config.freeze_layers)
+    parameters = [param for param in peft_model.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    trained, optimizer = accelerator.prepare(trained, optimizer)
+    peft_model = _peft_model_of(accelerator.unwrap_model(trained))
     # Stepped by hand once per optimizer step, not prepared, so that its length in steps does not
     # depend on the number of processes.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
 
-    loop = _Loop(accelerator, model, optimizer, scheduler, config, total_steps)
+    loop = _Loop(accelerator, trained, peft_model, optimizer, scheduler, config, total_steps)
     best_state, best_epoch, best_metrics, history = None, -1, None, []
     started = time.perf_counter()
     for epoch in range(config.epochs):
         loop.run_epoch(train_loader, epoch)
-        metrics = evaluate_loader(accelerator, model, validation_loader, labels)
+        metrics = evaluate_loader(accelerator, peft_model, validation_loader, labels)
         metrics["epoch"] = epoch + 1
         history.append(metrics)
         accelerator.log({f"validation/{key}": value for key, value in metrics.items() if isinstance(value, float)}, step=loop.step)
         if _is_better(metrics, best_metrics, config.select_metric) and loop.epoch_can_be_kept():
-            best_state, best_epoch, best_metrics = trainable_state(accelerator.unwrap_model(model)), epoch + 1, metrics
+            best_state, best_epoch, best_metrics = trainable_state(peft_model), epoch + 1, metrics
         if accelerator.is_main_process:
             logger.info("Epoch %d: validation accuracy %.4f, macro F1 %.4f, loss %.4f", epoch + 1, metrics["accuracy"], metrics["macro_f1"], metrics["loss"])
     elapsed_s = time.perf_counter() - started
 
-    unwrapped = accelerator.unwrap_model(model)
-    _load_trainable(unwrapped, best_state)
-    unwrapped.eval()
+    _load_trainable(peft_model, best_state)
+    peft_model.eval()
     if accelerator.is_main_process:
         logger.info("Kept epoch %d of %d (%s %.4f)", best_epoch, config.epochs, config.select_metric, best_metrics[config.select_metric])
     return TrainResult(
-        model=unwrapped,
+        model=peft_model,
         metrics=best_metrics,
         best_epoch=best_epoch,
         history=history,
@@ -178,12 +217,13 @@ def train_adapter(
 class _Loop:
     """One epoch of micro-batches with gradient accumulation and AdaLoRA budget updates."""
 
-    def __init__(self, accelerator, model, optimizer, scheduler, config: TrainConfig, total_steps: int):
-        self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
+    def __init__(self, accelerator, model, peft_model, optimizer, scheduler, config: TrainConfig, total_steps: int):
+        self.accelerator, self.model, self.peft_model = accelerator, model, peft_model
+        self.optimizer, self.scheduler = optimizer, scheduler
         self.config, self.total_steps = config, total_steps
         self.step = self.allocation_calls = self.samples = self.tokens = 0
         self.train_s = 0.0
-        self.is_adalora = config.method == "adalora" and hasattr(accelerator.unwrap_model(model).base_model, "update_and_allocate")
+        self.is_adalora = config.method == "adalora" and hasattr(peft_model.base_model, "update_and_allocate")
 
     def run_epoch(self, loader, epoch: int) -> None:
         self.model.train()
@@ -199,7 +239,7 @@ class _Loop:
                 if self.accelerator.sync_gradients:
                     self._after_optimizer_step()
                 self.optimizer.zero_grad()
-            self.samples += len(batch["input_ids"]) * self.accelerator.num_processes
+            self.samples += len(batch["labels"]) * self.accelerator.num_processes
             self.tokens += int(batch["attention_mask"].sum()) * self.accelerator.num_processes
             progress.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         self.train_s += time.perf_counter() - started
@@ -209,7 +249,7 @@ class _Loop:
         if self.is_adalora:
             # AdaLoRA scores importance from the gradients, so this runs after the optimizer step
             # and before zero_grad, once per optimizer step rather than once per micro-batch.
-            self.accelerator.unwrap_model(self.model).base_model.update_and_allocate(self.step)
+            self.peft_model.base_model.update_and_allocate(self.step)
             self.allocation_calls += 1
         self.step += 1
 
@@ -217,7 +257,7 @@ class _Loop:
         """For AdaLoRA, only epochs after the final budget allocation carry the final rank pattern."""
         if not self.is_adalora:
             return True
-        peft_config = self.accelerator.unwrap_model(self.model).peft_config["default"]
+        peft_config = self.peft_model.peft_config["default"]
         return self.step > self.total_steps - peft_config.tfinal
 
 
@@ -235,6 +275,10 @@ def evaluate_loader(accelerator: Accelerator, model, loader, labels: list[str]) 
     metrics = classification_metrics(targets.tolist(), logits.argmax(-1).tolist(), labels)
     metrics["loss"] = float(torch.nn.functional.cross_entropy(logits, targets))
     return metrics
+
+
+def _peft_model_of(module: torch.nn.Module):
+    return module.peft_model if isinstance(module, CachedPrefixModel) else module
 
 
 def _is_better(metrics: dict, best: dict | None, name: str) -> bool:
