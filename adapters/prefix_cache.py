@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def bert_of(peft_model) -> nn.Module:
-    """The BertModel inside a peft sequence classifier."""
+    """Return the BertModel inside a peft sequence classifier."""
     return peft_model.get_base_model().bert
 
 

@@ -51,7 +51,7 @@ def open_registry(root: str | Path | None, *, create: bool = False) -> Registry:
 def _existing_registry(root: str | Path | None) -> Registry | None:
     """Open the registry at `root` if one exists there; None for a new or empty folder.
 
-    A folder that holds other files is rejected now, before any training, and nothing is written.
+    A folder that contains other files is rejected now, before any training, and nothing is written.
     """
     if not root:
         raise AdaptersError("no registry given; pass --registry DIR or set ADAPTERS_REGISTRY")
