@@ -28,7 +28,7 @@ FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parque
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """How the columns of an increment file map to model inputs."""
+    """The mapping from the columns of an increment file to model inputs, with the label binning."""
 
     text: str = "text"
     text_pair: str | None = None

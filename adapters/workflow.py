@@ -80,7 +80,7 @@ def train_increment(
     the main process and None on the others.
 
     Raises:
-        AdaptersError: invalid options, unreadable data, an increment the registry already holds
+        AdaptersError: invalid options, unreadable data, an increment the registry already contains
             (without `force`), or a parent version trained on another base.
     """
     config.validate()
