@@ -24,7 +24,7 @@ import datasets
 import torch
 from peft import LoraConfig, TaskType, get_peft_model
 from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
+from transformers import AutoConfig, DataCollatorWithPadding, get_linear_schedule_with_warmup
 
 from adapters.base import (
     fingerprint_model,
@@ -148,7 +148,7 @@ def run_benchmark(
     baseline_training(spec, tokenizer, rows.select(range(min(len(rows), 2 * config.batch_size))), labels, config)  # warm-up
     ours, result = our_training(spec, tokenizer, rows, increment.validation, labels, config)
     ungrouped, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(config, group_by_length=False))
-    frozen = replace(config, freeze_layers=3)
+    frozen = replace(config, freeze_layers=min(3, AutoConfig.from_pretrained(spec.location).num_hidden_layers - 1))
     frozen_cached, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(frozen, cache_prefix=True))
     frozen_uncached, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(frozen, cache_prefix=False))
     baseline = baseline_training(spec, tokenizer, rows, labels, config)
@@ -177,7 +177,7 @@ def run_benchmark(
         "config": config.to_dict(),
         "labels": labels,
         "training": {"baseline": baseline, "ours": ours, "ours_without_length_grouping": ungrouped,
-                     "freeze_3_uncached": frozen_uncached, "freeze_3_cached": frozen_cached,
+                     "frozen_uncached": frozen_uncached, "frozen_cached": frozen_cached, "frozen_layers": frozen.freeze_layers,
                      "speedup_samples_per_s": ours["samples_per_s"] / baseline["samples_per_s"]},
         "inference": inference,
         "merge": {"versions": 1, "elapsed_s": merge.elapsed_s, **merge.timings},
@@ -199,7 +199,8 @@ def format_report(results: dict) -> str:
     ]
     variants = (("baseline: padded to max_length, float32", "baseline"), ("ours without length grouping: dynamic padding only", "ours_without_length_grouping"),
                 ("ours (default): dynamic padding, length-grouped batches", "ours"),
-                ("ours, --freeze-layers 3, no cache", "freeze_3_uncached"), ("ours, --freeze-layers 3, frozen-prefix cache", "freeze_3_cached"))
+                (f"ours, --freeze-layers {training.get('frozen_layers')}, no cache", "frozen_uncached"),
+                (f"ours, --freeze-layers {training.get('frozen_layers')}, frozen-prefix cache", "frozen_cached"))
     for name, key in variants:
         if key not in training:
             continue

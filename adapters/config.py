@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from adapters.errors import AdaptersError
 
 METHODS = ("lora", "adalora")
+MERGE_METHODS = ("linear", "task-arithmetic", "ties", "dare", "dare-ties")
+EVALUATION_SPLITS = ("validation", "train", "all")
 SELECT_METRICS = ("accuracy", "macro_f1", "loss")
 
 

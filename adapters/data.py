@@ -15,11 +15,12 @@ import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
-
-import datasets
+from typing import TYPE_CHECKING, Callable
 
 from adapters.errors import AdaptersError
+
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ def read_table(path: str | Path, encoding: str = "utf-8") -> datasets.Dataset:
     Raises:
         AdaptersError: the file is missing, has an unknown suffix, or cannot be decoded or parsed.
     """
+    import datasets
+
     path = Path(path)
     builder = FORMATS.get(path.suffix.lower())
     if builder is None:
@@ -149,6 +152,8 @@ def read_table(path: str | Path, encoding: str = "utf-8") -> datasets.Dataset:
 
 def _csv_options(path: Path, encoding: str) -> dict:
     """Read every CSV column as a string, so that a query such as "2x4" or "100" keeps its text."""
+    import datasets
+
     with open(path, encoding=encoding, newline="") as handle:
         header = next(csv.reader(handle), None)
     if not header:
@@ -174,6 +179,8 @@ def load_increment(
     Raises:
         AdaptersError: a missing column, an unknown label, or no rows left after cleaning.
     """
+    import datasets
+
     if not 0.0 < validation_fraction < 1.0:
         raise AdaptersError(f"validation fraction {validation_fraction} must be between 0 and 1, exclusive")
     path = Path(path)

@@ -9,6 +9,7 @@ import datasets
 import torch
 from transformers import DataCollatorWithPadding
 
+from adapters.config import EVALUATION_SPLITS
 from adapters.data import ColumnMap, load_increment
 from adapters.errors import AdaptersError
 from adapters.evaluation_metrics import (
@@ -21,7 +22,7 @@ from adapters.workflow import LoadedTarget
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("validation", "train", "all")
+SPLITS = EVALUATION_SPLITS
 
 
 @torch.no_grad()

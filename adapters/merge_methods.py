@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from adapters.config import MERGE_METHODS
 from adapters.errors import AdaptersError
 
-METHODS = ("linear", "task-arithmetic", "ties", "dare", "dare-ties")
+METHODS = MERGE_METHODS
 LINEAR_METHODS = ("linear", "task-arithmetic")
 
 

@@ -33,34 +33,11 @@ from adapters.data import ColumnMap, Increment, load_increment
 from adapters.distributed import make_accelerator
 from adapters.errors import AdaptersError
 from adapters.modeling import load_adapter, wrap_for_training
+from adapters.store import existing_registry, open_registry
 from adapters.training import TrainResult, train_adapter
 from registry import Registry, Version
 
 logger = logging.getLogger(__name__)
-
-
-def open_registry(root: str | Path | None, *, create: bool = False) -> Registry:
-    """Open the registry at `root` (from --registry or ADAPTERS_REGISTRY); there is no implicit default."""
-    if not root:
-        raise AdaptersError("no registry given; pass --registry DIR or set ADAPTERS_REGISTRY")
-    if not create and not (Path(root) / "registry.json").is_file():
-        raise AdaptersError(f"no registry found at {str(root)!r}; check --registry, or train a version to create one")
-    return Registry(root, create=create)
-
-
-def _existing_registry(root: str | Path | None) -> Registry | None:
-    """Open the registry at `root` if one exists there; None for a new or empty folder.
-
-    A folder that contains other files is rejected now, before any training, and nothing is written.
-    """
-    if not root:
-        raise AdaptersError("no registry given; pass --registry DIR or set ADAPTERS_REGISTRY")
-    path = Path(root)
-    if (path / "registry.json").is_file():
-        return Registry(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise AdaptersError(f"{str(path)!r} is not a registry and not empty; pass a registry folder or a new path to --registry")
-    return None
 
 
 def train_increment(
@@ -85,7 +62,7 @@ def train_increment(
     """
     config.validate()
     accelerator = accelerator or make_accelerator(config.grad_accum)
-    registry = _existing_registry(registry_root)
+    registry = existing_registry(registry_root)
     increment = load_increment(data_path, columns, known_labels=registry.labels if registry else None,
                                validation_fraction=config.validation_fraction)
     if registry and not force:

@@ -12,8 +12,9 @@ from .errors import (
     RegistryError,
     VersionNotFoundError,
 )
+from .integrity import VersionCheck
 from .manifest import FORMAT_VERSION, Version
-from .names import ALIAS_PATTERN
+from .names import ALIAS_PATTERN, VERSION_ID_PATTERN
 from .store import Registry
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "InvalidNameError",
     "Registry",
     "RegistryError",
+    "VERSION_ID_PATTERN",
     "Version",
+    "VersionCheck",
     "VersionNotFoundError",
 ]

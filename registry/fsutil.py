@@ -2,18 +2,22 @@
 
 A write is durable once the data and the directory entry that names it have both been
 fsynced. Every helper that writes fsyncs the file. `write_json_atomic` and a first
-`append_jsonl` also fsync the directory, while `copy_and_hash` and `write_new_json` leave
-that to the caller, which fsyncs the folder once after writing all of its files.
+`append_jsonl` also fsync the directory, while `copy_and_hash`, `copy_stream_and_hash` and
+`write_new_file` leave that to the caller, which fsyncs the folder once after writing all
+of its files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import RegistryError
 
@@ -131,9 +135,18 @@ def copy_and_hash(source: Path, destination: Path) -> tuple[str, int]:
     The hash covers the bytes written, so it matches the copy even if `source` changes
     during the copy.
     """
+    with open(source, "rb") as reader:
+        return copy_stream_and_hash(reader, destination)
+
+
+def copy_stream_and_hash(reader: BinaryIO, destination: Path) -> tuple[str, int]:
+    """Copy the rest of the binary stream `reader` to the new file `destination`, fsync it, and hash it.
+
+    Returns (sha256 hex of the bytes written, size in bytes). `destination` must not exist.
+    """
     digest = hashlib.sha256()
     size_bytes = 0
-    with open(source, "rb") as reader, open(destination, "xb") as writer:
+    with open(destination, "xb") as writer:
         while chunk := reader.read(COPY_CHUNK_BYTES):
             digest.update(chunk)
             writer.write(chunk)
@@ -170,10 +183,44 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
-def write_new_json(path: Path, data: dict) -> None:
-    """Write `data` as JSON to the new file `path` and fsync the file but not its directory."""
-    with open(path, "x", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write `data` to the new file `path` and fsync the file but not its directory."""
+    with open(path, "xb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def storage_errors(root: Path, action: str) -> Iterator[None]:
+    """Turn the OSErrors a user can fix (read-only, no permission, disk full) into a one-line RegistryError.
+
+    `action` completes "Cannot ..." in the message, for example "publish to registry /r".
+    Other OSErrors, such as an I/O error, pass through unchanged.
+    """
+    try:
+        yield
+    except OSError as error:
+        fix = _STORAGE_FIXES.get(error.errno)
+        if fix is None:
+            raise
+        outside_root = error.filename is not None and not Path(error.filename).is_relative_to(root)
+        if error.errno in _PERMISSION_ERRNOS and outside_root:
+            fix = "check the permissions of {filename}"
+        where = f" ({error.filename})" if error.filename else ""
+        raise RegistryError(
+            f"Cannot {action}: {error.strerror}{where}; {fix.format(root=root, filename=error.filename)}."
+        ) from error
+
+
+_PERMISSION_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+_NOT_WRITABLE = "make {root} writable (or mount it read-write), or use another folder"
+_DISK_FULL = "free space on the file system of {root}, or raise its quota, then retry"
+_STORAGE_FIXES = {
+    errno.EROFS: _NOT_WRITABLE,
+    errno.EACCES: _NOT_WRITABLE,
+    errno.EPERM: _NOT_WRITABLE,
+    errno.ENOSPC: _DISK_FULL,
+    errno.EDQUOT: _DISK_FULL,
+    errno.EFBIG: "raise the file size limit of this process (ulimit -f), then retry",
+}

@@ -6,32 +6,78 @@ import logging
 import os
 import stat
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from .errors import IntegrityError
+from .errors import IntegrityError, RegistryError
 from .fsutil import hash_file
-from .manifest import MANIFEST_NAME, Version
+from .manifest import MANIFEST_NAME, InvalidManifestError, Version, pickle_format_problem, read_manifest
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VersionCheck:
+    """The result of checking one version folder: {file name: problem} and one message part per problem.
+
+    A problem is one of "changed", "truncated", "size changed", "missing", "symlink",
+    "not a regular file", "unexpected extra file", "pickle format" or, for manifest.json,
+    "invalid manifest" and "newer format". A symlinked version folder is reported under the
+    folder's own name.
+    """
+
+    id: int
+    path: Path
+    problems: dict[str, str] = field(default_factory=dict)
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the version matched its manifest."""
+        return not self.problems
 
 
 def verify_files(version: Version) -> None:
     """Recompute the size and sha256 of every file of `version` and compare them with its manifest.
 
     Raises:
-        IntegrityError: a listed file changed, was truncated, is missing or is not a regular
-            file, or the folder contains a file the manifest does not list. The message names
-            the version and every offending file.
+        IntegrityError: a listed file changed, was truncated, is missing, is a symlink or not
+            a regular file, or has a pickle-based format, or the folder contains a file the
+            manifest does not list. The message names the version and every offending file.
     """
     started_s = time.monotonic()
     problems, details = _check_files(version)
     if problems:
-        raise IntegrityError(
-            f"Version {version.id} at {version.path} failed verification: {'; '.join(details)}. "
-            "Restore these files from a backup or publish the version again.",
-            version.id,
-            problems,
-        )
+        raise integrity_error(VersionCheck(version.id, version.path, problems, details))
     logger.debug("Verified version %d in %.2f s", version.id, time.monotonic() - started_s)
+
+
+def check_version_folder(version_id: int, path: Path) -> VersionCheck:
+    """Check the folder of version `version_id` without raising: its manifest, then every file."""
+    if path.is_symlink():
+        detail = f"the version folder is a symlink to {os.readlink(path)!r}, which the registry never follows"
+        return VersionCheck(version_id, path, {path.name: "symlink"}, [detail])
+    try:
+        manifest = read_manifest(path / MANIFEST_NAME)
+    except InvalidManifestError as error:
+        return VersionCheck(version_id, path, {MANIFEST_NAME: "invalid manifest"}, [str(error).rstrip(".")])
+    except RegistryError as error:
+        return VersionCheck(version_id, path, {MANIFEST_NAME: "newer format"}, [str(error).rstrip(".")])
+    if manifest["id"] != version_id:
+        detail = f"{MANIFEST_NAME!r} records id {manifest['id']}, not {version_id}"
+        return VersionCheck(version_id, path, {MANIFEST_NAME: "invalid manifest"}, [detail])
+    problems, details = _check_files(Version(version_id, path, manifest))
+    return VersionCheck(version_id, path, problems, details)
+
+
+def integrity_error(check: VersionCheck) -> IntegrityError:
+    """Build the IntegrityError for a failed check, naming the version and every offending file."""
+    return IntegrityError(
+        f"Version {check.id} at {check.path} failed verification: {'; '.join(check.details)}. "
+        "Restore these files from a backup, or delete the version and publish it again.",
+        check.id,
+        check.problems,
+    )
 
 
 def _check_files(version: Version) -> tuple[dict[str, str], list[str]]:
@@ -39,15 +85,24 @@ def _check_files(version: Version) -> tuple[dict[str, str], list[str]]:
     problems, details = {}, []
     expected_files = version.manifest["files"]
     for name, expected in sorted(expected_files.items()):
+        path = version.path / name
         try:
-            file_stat = os.lstat(version.path / name)
+            file_stat = os.lstat(path)
         except FileNotFoundError:
             problems[name] = "missing"
             details.append(f"{name!r} is missing")
             continue
+        if stat.S_ISLNK(file_stat.st_mode):
+            problems[name] = "symlink"
+            details.append(f"{name!r} is a symlink to {os.readlink(path)!r}, which the registry never follows")
+            continue
         if not stat.S_ISREG(file_stat.st_mode):
             problems[name] = "not a regular file"
             details.append(f"{name!r} is not a regular file")
+            continue
+        if pickle_problem := pickle_format_problem(name):
+            problems[name] = "pickle format"
+            details.append(pickle_problem)
             continue
         size_bytes = file_stat.st_size
         if size_bytes != expected["bytes"]:
@@ -55,7 +110,7 @@ def _check_files(version: Version) -> tuple[dict[str, str], list[str]]:
             verb = "is truncated" if size_bytes < expected["bytes"] else "changed size"
             details.append(f"{name!r} {verb} ({size_bytes} bytes, expected {expected['bytes']})")
             continue
-        digest, _ = hash_file(version.path / name)
+        digest, _ = hash_file(path)
         if digest != expected["sha256"]:
             problems[name] = "changed"
             details.append(

@@ -4,6 +4,10 @@ Every entry under root/.staging/ is named "<pid>.<host tag>.<random hex>", optio
 a suffix such as ".tmp". The pid and the host tag identify the process that created it, so
 `remove_dead_entries` can tell the leftovers of a crashed publish from a publish that is
 still running.
+
+Test hook: when the environment variable REGISTRY_TEST_DELAY_S is set to a number of
+seconds, `pause_between_steps` sleeps that long between the steps of a publish or a delete,
+so a test can kill the process at a chosen step. It is unset, and costs nothing, otherwise.
 """
 
 from __future__ import annotations
@@ -14,13 +18,23 @@ import os
 import secrets
 import shutil
 import socket
+import time
 from pathlib import Path
 
 from .errors import RegistryError
 from .fsutil import copy_and_hash, fsync_dir
-from .manifest import check_file_name
+from .manifest import check_file_name, pickle_format_problem
 
 logger = logging.getLogger(__name__)
+
+TEST_DELAY_ENV = "REGISTRY_TEST_DELAY_S"
+
+
+def pause_between_steps() -> None:
+    """Sleep REGISTRY_TEST_DELAY_S seconds if that variable is set, so tests can kill a publish mid-way."""
+    delay = os.environ.get(TEST_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
 
 
 def host_tag() -> str:
@@ -52,14 +66,14 @@ def list_source_files(source_dir: Path) -> list[Path]:
             problems.append(f"{entry.name!r} is a subfolder")
         elif not entry.is_file():
             problems.append(f"{entry.name!r} is not a regular file")
-        elif name_problem := check_file_name(entry.name):
+        elif name_problem := check_file_name(entry.name) or pickle_format_problem(entry.name):
             problems.append(name_problem)
         else:
             files.append(Path(entry.path))
     if problems:
         raise RegistryError(
             f"Cannot publish {source_dir}: {'; '.join(problems)}. A version contains only the regular "
-            "files directly inside the source folder, so move or rename these entries."
+            "files directly inside the source folder, so move, rename or convert these entries."
         )
     if not files:
         raise RegistryError(f"Cannot publish {source_dir}: the folder contains no files.")
@@ -75,6 +89,7 @@ def stage_files(files: list[Path], staging_dir: Path) -> dict[str, dict]:
     for source in files:
         digest, size_bytes = copy_and_hash(source, staging_dir / source.name)
         entries[source.name] = {"sha256": digest, "bytes": size_bytes}
+        pause_between_steps()
     fsync_dir(staging_dir)
     return entries
 

@@ -9,19 +9,26 @@ Storage layout under the registry root::
                         manifest.json (see registry.manifest for its keys).
     aliases.jsonl       The append-only alias history, one move per line, oldest first.
     merges.jsonl        The append-only merge records, one per line, oldest first.
-    .staging/           In-progress publishes and temporary files, each named after the
-                        pid and host that own it (see registry.staging).
+    deleted.jsonl       The append-only tombstones of deleted versions (see registry.deletion).
+    .staging/           In-progress publishes, imports and deletes and temporary files, each
+                        named after the pid and host that own it (see registry.staging).
 
 Version ids are never reused, even when a publish crashes between allocating its id and
-renaming its folder into versions/. The one exception is a lost ids.json together with
-the highest version folders, because the next id is one more than the larger of
-"last_id" and the highest folder id.
+renaming its folder into versions/, or when a version is deleted. The one exception is a
+lost ids.json together with the highest version folders and deleted.jsonl, because the
+next id is one more than the largest of "last_id", the version folders and the tombstones.
 
 Durability: every small JSON file is replaced by writing a temporary file, fsyncing it,
 os.replace and fsyncing the directory. A version becomes visible in one rename of its
 fully written and fsynced staging folder, so versions/ never shows a partial version.
 Appends to the .jsonl files happen under the lock and are fsynced. A line torn by a crash
-mid-append is skipped on read, and the next append starts on a fresh line.
+mid-append is skipped on read, and the next append starts on a fresh line. A delete takes
+effect when its tombstone is appended, and its folder is then moved into .staging/ and
+removed, so `gc` finishes a delete that a crash interrupted.
+
+No symlink is followed out of the registry: opening rejects layout entries that point
+outside the root, and a version folder, manifest or stored file that is a symlink fails
+verification.
 """
 
 from __future__ import annotations
@@ -36,24 +43,26 @@ from pathlib import Path
 
 import filelock
 
-from .aliases import (
-    alias_not_found,
-    make_move,
-    replay_stacks,
-    rollback_target,
-    utc_now_iso,
-    valid_moves,
-)
+from .aliases import alias_not_found, make_move, replay_stacks, rollback_target, utc_now_iso, valid_moves
+from .deletion import DeletionMethods, deleted_target_error, describe_deletion, read_tombstones
 from .errors import RegistryError, VersionNotFoundError
-from .fsutil import (
-    append_jsonl,
-    fsync_dir,
-    read_json_object,
-    read_jsonl,
-    write_json_atomic,
-    write_new_json,
+from .fsutil import append_jsonl, fsync_dir, read_jsonl, storage_errors, write_json_atomic, write_new_file
+from .integrity import VersionCheck, check_version_folder, integrity_error, verify_files
+from .layout import (
+    ALIASES_FILE,
+    DELETED_FILE,
+    IDS_FILE,
+    LOCK_FILE,
+    MERGES_FILE,
+    REGISTRY_FILE,
+    STAGING_DIR,
+    VERSIONS_DIR,
+    allocate_id,
+    check_layout_links,
+    folder_ids,
+    reject_foreign_files,
+    version_dir,
 )
-from .integrity import verify_files
 from .manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -62,34 +71,26 @@ from .manifest import (
     build_manifest,
     check_user_manifest,
     read_manifest,
+    serialize_manifest,
 )
 from .merges import build_merge_record, check_merge_record
-from .names import check_alias_name, parse_ref
+from .names import check_alias_name, check_reason, parse_ref
 from .settings import check_labels, read_settings
-from .staging import (
-    list_source_files,
-    remove_dead_entries,
-    stage_files,
-    staging_entry_name,
-)
+from .staging import list_source_files, pause_between_steps, stage_files, staging_entry_name
+from .transfer import TransferMethods
 
 logger = logging.getLogger(__name__)
 
-REGISTRY_FILE = "registry.json"
-IDS_FILE = "ids.json"
-LOCK_FILE = ".lock"
-VERSIONS_DIR = "versions"
-STAGING_DIR = ".staging"
-ALIASES_FILE = "aliases.jsonl"
-MERGES_FILE = "merges.jsonl"
-LAYOUT_NAMES = frozenset(
-    {REGISTRY_FILE, IDS_FILE, LOCK_FILE, VERSIONS_DIR, STAGING_DIR, ALIASES_FILE, MERGES_FILE}
-)
 DEFAULT_LOCK_TIMEOUT_S = 120.0
 
+# Version folders with an invalid manifest already logged by this process, so each is warned about once.
+_warned_folders: set[Path] = set()
 
-class Registry:
+
+class Registry(DeletionMethods, TransferMethods):
     """A versioned store rooted at one folder, safe to use from several processes at once.
+
+    Deleting and gc come from `DeletionMethods`, export and import from `TransferMethods`.
 
     Args:
         root: The registry folder.
@@ -100,7 +101,8 @@ class Registry:
 
     Raises:
         RegistryError: `root` contains no registry and `create` is false, `root` is a non-empty
-            folder of other files, or registry.json is unreadable or of a newer format.
+            folder of other files, registry.json is unreadable or of a newer format, or a
+            layout entry is a symlink that points outside `root`.
     """
 
     def __init__(
@@ -119,7 +121,9 @@ class Registry:
                     f"No registry found at {self._root}: {REGISTRY_FILE} is missing there; pass "
                     "create=True to make a new registry, or check the path."
                 )
-            self._create_layout()
+            with storage_errors(self._root, f"create a registry at {self._root}"):
+                self._create_layout()
+        check_layout_links(self._root)
         self._read_settings()
 
     @property
@@ -143,7 +147,7 @@ class Registry:
             RegistryError: `labels` is not a non-empty list of distinct, non-empty strings.
         """
         check_labels(labels)
-        with self._locked():
+        with storage_errors(self._root, f"store labels in registry {self._root}"), self._locked():
             settings = self._read_settings()
             if settings["labels"] is None:
                 settings["labels"] = list(labels)
@@ -156,14 +160,15 @@ class Registry:
 
         Every regular file directly inside `source_dir` is copied into a staging folder and
         fsynced. Under the registry lock, the next id is allocated and manifest.json is
-        written: a copy of `manifest` plus "id", "created", "format_version" and "files".
+        written: a copy of `manifest` plus the keys the registry owns (see registry.manifest).
         The staging folder is then renamed to versions/<id>. `manifest` is not modified.
         If the publish fails, its staging folder is removed, but an allocated id stays used.
 
         Raises:
-            RegistryError: `manifest` is not a JSON-encodable dict, or sets a key the
-                registry writes, or `source_dir` is missing, empty, or contains a subfolder,
-                a symlink or a file named manifest.json.
+            RegistryError: `manifest` is not a JSON-encodable dict, sets a key the registry
+                writes, or has an invalid "parent" or "parents". Or `source_dir` is missing or
+                empty, or contains a subfolder, a symlink, a file named manifest.json or a
+                pickle-based file such as *.bin. Or the registry is read-only or its disk is full.
         """
         started_s = time.monotonic()
         source = Path(source_dir)
@@ -172,16 +177,15 @@ class Registry:
             raise RegistryError(f"Cannot publish {source}: {'; '.join(problems)}.")
         files = list_source_files(source)
 
-        staging_dir = self._root / STAGING_DIR / staging_entry_name()
-        staging_dir.parent.mkdir(exist_ok=True)
-        staging_dir.mkdir()
-        try:
-            entries = stage_files(files, staging_dir)
-            with self._locked():
-                version = self._commit_staged(staging_dir, manifest, entries)
-        except BaseException:
-            shutil.rmtree(staging_dir, ignore_errors=True)
-            raise
+        with storage_errors(self._root, f"publish {source} to registry {self._root}"):
+            staging_dir = self._new_staging_dir()
+            try:
+                entries = stage_files(files, staging_dir)
+                with self._locked():
+                    version = self._commit_staged(staging_dir, manifest, entries)
+            except BaseException:
+                shutil.rmtree(staging_dir, ignore_errors=True)
+                raise
 
         total_bytes = sum(entry["bytes"] for entry in entries.values())
         logger.info(
@@ -191,30 +195,35 @@ class Registry:
         return version
 
     def versions(self) -> list[Version]:
-        """List the complete versions, sorted by id.
+        """List the complete versions that are not deleted, sorted by id.
 
-        A folder under versions/ without a valid manifest.json is skipped.
+        A folder under versions/ without a valid manifest.json is skipped with a warning;
+        `check` reports it.
 
         Raises:
             RegistryError: a manifest was written by a newer registry format.
         """
         versions = []
-        for version_id in sorted(self._folder_ids()):
+        for version_id in sorted(self._folder_ids() - set(self._tombstones())):
             try:
                 versions.append(self._load_version(version_id))
             except InvalidManifestError as error:
-                logger.debug("Skipped version folder %d: %s", version_id, error)
+                path = version_dir(self._root, version_id)
+                if path not in _warned_folders:
+                    _warned_folders.add(path)
+                    logger.warning("Skipped version folder %s: %s", path, error)
         return versions
 
     def get(self, ref: int | str) -> Version:
         """Return the version that `ref` names: an int id, a string of digits, or an alias name.
 
-        It does not verify the files. `open_version` does.
+        It checks the manifest but not the files. `open_version` checks both.
 
         Raises:
             InvalidNameError: `ref` is neither an id nor a valid alias name.
             AliasNotFoundError: `ref` is an alias that was never promoted.
-            VersionNotFoundError: no complete version has that id.
+            VersionNotFoundError: no version has that id, or it was deleted.
+            IntegrityError: the version folder is a symlink or its manifest is invalid or changed.
         """
         key = parse_ref(ref)
         if isinstance(key, int):
@@ -228,8 +237,9 @@ class Registry:
         """Recompute the size and sha256 of every file of a version and compare them with its manifest.
 
         Raises:
-            IntegrityError: a file changed, was truncated, is missing, or is not listed in
-                the manifest. The message names the version and every offending file.
+            IntegrityError: a file changed, was truncated, is missing, is a symlink, has a
+                pickle-based format, or is not listed in the manifest. The message names the
+                version and every offending file.
             Any error of `get`.
         """
         verify_files(self.get(ref))
@@ -244,6 +254,24 @@ class Registry:
         verify_files(version)
         return version
 
+    def check(self, ref: int | str | None = None) -> list[VersionCheck]:
+        """Check the version `ref` names, or every version folder if None, without raising on damage.
+
+        Each result lists the problems of one folder: an invalid, changed or newer-format
+        manifest, a symlink, or a file that changed, was truncated, is missing or is extra.
+        Deleted versions are skipped.
+
+        Raises:
+            InvalidNameError, AliasNotFoundError: `ref` names no version.
+            VersionNotFoundError: no version folder has that id, or the version was deleted.
+        """
+        tombstones = self._tombstones()
+        if ref is None:
+            ids = sorted(self._folder_ids() - set(tombstones))
+        else:
+            ids = [self._existing_folder_id(ref, tombstones)]
+        return [check_version_folder(version_id, version_dir(self._root, version_id)) for version_id in ids]
+
     def aliases(self) -> dict[str, int]:
         """Return {alias name: version id it points to} for every alias ever promoted."""
         return {alias: stack[-1] for alias, stack in sorted(self._stacks().items())}
@@ -257,12 +285,12 @@ class Registry:
 
         Raises:
             InvalidNameError: `alias` or `ref` is not a valid name.
-            VersionNotFoundError, AliasNotFoundError: `ref` names no complete version.
-            RegistryError: `reason` is neither a string nor None.
+            VersionNotFoundError, AliasNotFoundError: `ref` names no complete version, or a deleted one.
+            RegistryError: `reason` is neither None nor one line of at most 500 characters.
         """
         check_alias_name(alias)
-        _check_reason(reason)
-        with self._locked():
+        check_reason(reason)
+        with storage_errors(self._root, f"promote alias {alias!r}"), self._locked():
             stacks = self._stacks()
             version_id = self._resolve_locked(ref, stacks)
             previous = stacks[alias][-1] if alias in stacks else None
@@ -277,24 +305,33 @@ class Registry:
     def rollback(self, alias: str, to: int | str | None = None, reason: str | None = None) -> dict:
         """Move `alias` back to an earlier target, record the move, and return the record.
 
-        The alias's targets form a stack (see registry.aliases). Without `to`, the top is
-        popped and the alias moves to the target below it. With `to`, targets are popped
-        until version `to` is on top, so `to` must be an earlier target still on the stack.
+        Only the pointer moves, and no file is copied. The alias's targets form a stack (see
+        registry.aliases). Without `to`, the top is popped and the alias moves to the target
+        below it. With `to`, targets are popped until version `to` is on top, so `to` must be
+        an earlier target still on the stack.
 
         Raises:
             AliasNotFoundError: `alias` was never promoted.
             VersionNotFoundError: the target version no longer exists.
-            RegistryError: the alias has no earlier target, or `to` is not on its stack.
-                The message lists the targets it can roll back to.
+            RegistryError: the alias has no earlier target, `to` is not on its stack, or the
+                target was deleted. The message lists the targets it can roll back to.
         """
         check_alias_name(alias)
-        _check_reason(reason)
-        with self._locked():
+        check_reason(reason)
+        with storage_errors(self._root, f"roll back alias {alias!r}"), self._locked():
             stacks = self._stacks()
             if alias not in stacks:
                 raise alias_not_found(alias, stacks)
-            requested = None if to is None else self._resolve_locked(to, stacks)
+            tombstones = self._tombstones()
+            requested = None
+            if to is not None:
+                key = parse_ref(to)
+                if isinstance(key, int) and key in tombstones:
+                    raise deleted_target_error(alias, key, tombstones[key])
+                requested = self._resolve_locked(to, stacks)
             target = rollback_target(stacks, alias, requested)
+            if target in tombstones:
+                raise deleted_target_error(alias, target, tombstones[target])
             self._get_id(target)
             previous = stacks[alias][-1]
             move = make_move(alias, "rollback", previous, target, reason)
@@ -327,7 +364,7 @@ class Registry:
             RegistryError: `record` is not a JSON-encodable dict, or sets "merge_id" or "time".
         """
         check_merge_record(record)
-        with self._locked():
+        with storage_errors(self._root, f"record a merge in registry {self._root}"), self._locked():
             existing = self._merge_records()
             merge_id = max((entry["merge_id"] for entry in existing), default=0) + 1
             stored = build_merge_record(record, merge_id)
@@ -339,22 +376,13 @@ class Registry:
         """Return every merge record, oldest first."""
         return self._merge_records()
 
-    def gc(self) -> list[Path]:
-        """Remove the staging leftovers of publishes whose process has exited and return their paths.
-
-        Staging entries of live processes, of processes on other hosts, and every version
-        folder are left alone.
-        """
-        removed = remove_dead_entries(self._root / STAGING_DIR)
-        logger.info("Garbage collection removed %d staging leftovers from %s", len(removed), self._root)
-        return removed
-
     # Internals.
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         try:
-            self._lock.acquire()
+            with storage_errors(self._root, f"lock registry {self._root}"):
+                self._lock.acquire()
         except filelock.Timeout:
             raise RegistryError(
                 f"Timed out after {self._lock_timeout_s} s waiting for the registry lock "
@@ -371,11 +399,11 @@ class Registry:
             raise RegistryError(f"Cannot create a registry at {self._root}: it is a file, not a folder.")
         self._root.mkdir(parents=True, exist_ok=True)
         # Checked before taking the lock too, so that a foreign folder does not get a lock file.
-        self._refuse_foreign_files()
+        reject_foreign_files(self._root)
         with self._locked():
             if (self._root / REGISTRY_FILE).is_file():
                 return  # Another process created the registry while this one waited for the lock.
-            self._refuse_foreign_files()
+            reject_foreign_files(self._root)
             (self._root / VERSIONS_DIR).mkdir(exist_ok=True)
             (self._root / STAGING_DIR).mkdir(exist_ok=True)
             if not (self._root / IDS_FILE).exists():
@@ -385,66 +413,37 @@ class Registry:
             write_json_atomic(self._root / REGISTRY_FILE, settings, self._temp_path())
         logger.info("Created registry at %s", self._root)
 
-    def _refuse_foreign_files(self) -> None:
-        if (self._root / REGISTRY_FILE).is_file():
-            return
-        foreign = sorted(path.name for path in self._root.iterdir() if path.name not in LAYOUT_NAMES)
-        if foreign:
-            raise RegistryError(
-                f"Cannot create a registry at {self._root}: the folder already contains "
-                f"{foreign[:5]}; pass an empty or new folder."
-            )
-
     def _read_settings(self) -> dict:
         return read_settings(self._root / REGISTRY_FILE)
 
     def _temp_path(self) -> Path:
         return self._root / STAGING_DIR / staging_entry_name(suffix=".tmp")
 
-    def _version_dir(self, version_id: int) -> Path:
-        return self._root / VERSIONS_DIR / f"{version_id:06d}"
+    def _new_staging_dir(self) -> Path:
+        staging_dir = self._root / STAGING_DIR / staging_entry_name()
+        staging_dir.parent.mkdir(exist_ok=True)
+        staging_dir.mkdir()
+        return staging_dir
 
     def _folder_ids(self) -> set[int]:
-        """Return the ids of every canonically named folder under versions/, complete or not."""
-        ids = set()
-        for entry in os.scandir(self._root / VERSIONS_DIR):
-            if entry.name.isascii() and entry.name.isdigit() and entry.is_dir():
-                version_id = int(entry.name)
-                if version_id >= 1 and entry.name == f"{version_id:06d}":
-                    ids.add(version_id)
-        return ids
+        return folder_ids(self._root)
 
-    def _allocate_id(self) -> int:
-        """Allocate and durably record the next version id. The caller must hold the lock."""
-        ids_path = self._root / IDS_FILE
-        last_id = 0
-        if ids_path.exists():
-            last_id = read_json_object(ids_path, "The version id counter").get("last_id")
-            if not isinstance(last_id, int) or isinstance(last_id, bool) or last_id < 0:
-                raise RegistryError(
-                    f"The version id counter {ids_path} is invalid: 'last_id' must be an int of 0 "
-                    f"or more, got {last_id!r}; set it to the highest id ever published."
-                )
-        else:
-            logger.warning(
-                "Version id counter %s is missing; continuing from the highest version folder", ids_path
-            )
-        # The folder scan guards against a counter restored from an older backup.
-        next_id = max(last_id, max(self._folder_ids(), default=0)) + 1
-        write_json_atomic(ids_path, {"last_id": next_id}, self._temp_path())
-        return next_id
-
-    def _commit_staged(self, staging_dir: Path, user_manifest: dict, entries: dict) -> Version:
+    def _commit_staged(
+        self, staging_dir: Path, user_manifest: dict, entries: dict, imported_from: dict | None = None
+    ) -> Version:
         """Write the manifest into `staging_dir` and rename the folder into versions/.
 
         The caller must hold the lock.
         """
-        version_id = self._allocate_id()
-        manifest = build_manifest(user_manifest, version_id, utc_now_iso(), entries)
-        write_new_json(staging_dir / MANIFEST_NAME, manifest)
+        used_ids = self._folder_ids() | set(self._tombstones())
+        version_id = allocate_id(self._root, self._temp_path(), used_ids)
+        pause_between_steps()
+        manifest = build_manifest(user_manifest, version_id, utc_now_iso(), entries, imported_from)
+        write_new_file(staging_dir / MANIFEST_NAME, serialize_manifest(manifest))
         fsync_dir(staging_dir)
+        pause_between_steps()
 
-        target = self._version_dir(version_id)
+        target = version_dir(self._root, version_id)
         if os.path.lexists(target):
             raise RegistryError(
                 f"Cannot publish version {version_id}: {target} already exists although the id "
@@ -453,10 +452,13 @@ class Registry:
         os.rename(staging_dir, target)
         fsync_dir(target.parent)
         fsync_dir(staging_dir.parent)
+        pause_between_steps()
         return Version(id=version_id, path=target, manifest=manifest)
 
     def _load_version(self, version_id: int) -> Version:
-        path = self._version_dir(version_id)
+        path = version_dir(self._root, version_id)
+        if path.is_symlink():
+            raise InvalidManifestError(f"Version folder {path} is a symlink, which the registry never follows.")
         manifest = read_manifest(path / MANIFEST_NAME)
         if manifest["id"] != version_id:
             raise InvalidManifestError(
@@ -466,16 +468,36 @@ class Registry:
         return Version(id=version_id, path=path, manifest=manifest)
 
     def _get_id(self, version_id: int, alias: str | None = None) -> Version:
-        """Load a version by id, or raise VersionNotFoundError listing the complete versions."""
+        """Load a version by id.
+
+        Raises VersionNotFoundError, listing the complete versions, for a missing or deleted
+        id, and IntegrityError for a symlinked folder or an invalid manifest.
+        """
         subject = f"Version {version_id}" + (f" (the target of alias {alias!r})" if alias else "")
-        if version_id < 1 or not self._version_dir(version_id).is_dir():
+        tombstone = self._tombstones().get(version_id)
+        if tombstone is not None:
+            raise VersionNotFoundError(f"{subject} {describe_deletion(tombstone)}; {self._describe_versions()}.")
+        path = version_dir(self._root, version_id)
+        if version_id < 1 or not os.path.lexists(path):
             raise VersionNotFoundError(f"{subject} not found; {self._describe_versions()}.")
         try:
             return self._load_version(version_id)
         except InvalidManifestError as error:
-            raise VersionNotFoundError(
-                f"{subject} is not a complete version ({error}); {self._describe_versions()}."
-            ) from error
+            raise integrity_error(check_version_folder(version_id, path)) from error
+
+    def _existing_folder_id(self, ref: int | str, tombstones: dict[int, dict]) -> int:
+        """Return the id `ref` names if it has a folder and no tombstone; its manifest is not read."""
+        key = parse_ref(ref)
+        if isinstance(key, str):
+            stacks = self._stacks()
+            if key not in stacks:
+                raise alias_not_found(key, stacks)
+            key = stacks[key][-1]
+        if key in tombstones:
+            raise VersionNotFoundError(f"Version {key} {describe_deletion(tombstones[key])}; {self._describe_versions()}.")
+        if key not in self._folder_ids():
+            raise VersionNotFoundError(f"Version {key} not found; {self._describe_versions()}.")
+        return key
 
     def _describe_versions(self) -> str:
         ids = [version.id for version in self.versions()]
@@ -499,10 +521,8 @@ class Registry:
         records = read_jsonl(self._root / MERGES_FILE)
         return [record for record in records if _is_positive_int(record.get("merge_id"))]
 
-
-def _check_reason(reason: object) -> None:
-    if reason is not None and not isinstance(reason, str):
-        raise RegistryError(f"Invalid reason {reason!r}: pass a string or None.")
+    def _tombstones(self) -> dict[int, dict]:
+        return read_tombstones(read_jsonl(self._root / DELETED_FILE))
 
 
 def _is_positive_int(value: object) -> bool:

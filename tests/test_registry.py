@@ -44,7 +44,7 @@ def registry(tmp_path: Path) -> Registry:
 
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
-    return make_source(tmp_path / "source", {"adapter.bin": b"abc", "config.json": b'{"r": 8}'})
+    return make_source(tmp_path / "source", {"adapter.safetensors": b"abc", "config.json": b'{"r": 8}'})
 
 
 def publish_n(registry: Registry, source: Path, count: int) -> list[int]:
@@ -136,9 +136,9 @@ def test_publish_assigns_monotonic_ids(registry, source):
 def test_manifest_records_sha256_and_size(registry, source):
     version = registry.publish(source, {"method": "lora"})
     files = version.manifest["files"]
-    assert files["adapter.bin"] == {"sha256": SHA256_OF_ABC, "bytes": 3}
+    assert files["adapter.safetensors"] == {"sha256": SHA256_OF_ABC, "bytes": 3}
     assert files["config.json"] == {"sha256": hashlib.sha256(b'{"r": 8}').hexdigest(), "bytes": 8}
-    assert version.file("adapter.bin").read_bytes() == b"abc"
+    assert version.file("adapter.safetensors").read_bytes() == b"abc"
 
     stored = json.loads((version.path / "manifest.json").read_text())
     assert stored == version.manifest
@@ -169,10 +169,29 @@ def test_publish_rejects_invalid_manifest(registry, source):
     assert registry.versions() == []
 
 
+def test_stored_manifest_can_be_published_again(registry, source):
+    first = registry.publish(source, {"method": "lora"})
+    copied = {key: value for key, value in first.manifest.items() if key not in ("id", "created", "format_version", "files")}
+    assert "manifest_sha256" in copied
+
+    second = registry.publish(source, copied)
+
+    assert second.manifest["method"] == "lora"
+    assert second.manifest["manifest_sha256"] != first.manifest["manifest_sha256"]
+    assert registry.get(second.id).manifest == second.manifest
+
+
+@pytest.mark.parametrize("key", ["imported_from", "id", "files"])
+def test_publish_rejects_registry_owned_key(registry, source, key):
+    with pytest.raises(RegistryError, match=f"'{key}'"):
+        registry.publish(source, {key: {"registry": "/elsewhere", "id": 1}})
+    assert registry.versions() == []
+
+
 def test_publish_rejects_non_file_entries(registry, tmp_path):
-    source = make_source(tmp_path / "bad", {"adapter.bin": b"abc", "manifest.json": b"{}"})
+    source = make_source(tmp_path / "bad", {"adapter.safetensors": b"abc", "manifest.json": b"{}"})
     (source / "checkpoints").mkdir()
-    (source / "link.bin").symlink_to(source / "adapter.bin")
+    (source / "link.bin").symlink_to(source / "adapter.safetensors")
     with pytest.raises(RegistryError) as raised:
         registry.publish(source, {})
     message = str(raised.value)
@@ -230,8 +249,10 @@ def test_folder_without_valid_manifest_not_listed(registry, source):
     (registry.root / "versions" / "000002" / "manifest.json").write_text('{"id": 2}')
     (registry.root / "versions" / "000005").mkdir()
     assert [version.id for version in registry.versions()] == [1]
-    with pytest.raises(VersionNotFoundError, match="existing versions: 1"):
+    with pytest.raises(IntegrityError, match="manifest.json") as raised:
         registry.get(2)
+    assert raised.value.version_id == 2
+    assert raised.value.problems == {"manifest.json": "invalid manifest"}
     assert registry.publish(source, {}).id == 6
 
 
@@ -294,7 +315,7 @@ def test_version_is_frozen_and_hashable(registry, source):
 
 def test_version_file_rejects_unlisted_name(registry, source):
     version = registry.publish(source, {})
-    with pytest.raises(RegistryError, match="adapter.bin, config.json"):
+    with pytest.raises(RegistryError, match="adapter.safetensors, config.json"):
         version.file("weights.safetensors")
 
 
@@ -318,16 +339,16 @@ def add_extra_file(path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "damaged_name", "problem"),
     [
-        (flip_first_byte, "adapter.bin", "changed"),
-        (truncate, "adapter.bin", "truncated"),
-        (Path.unlink, "adapter.bin", "missing"),
+        (flip_first_byte, "adapter.safetensors", "changed"),
+        (truncate, "adapter.safetensors", "truncated"),
+        (Path.unlink, "adapter.safetensors", "missing"),
         (add_extra_file, "notes.txt", "unexpected extra file"),
     ],
 )
 def test_verify_detects_damage_naming_file(registry, source, damage, damaged_name, problem):
     version = registry.publish(source, {})
     registry.verify(1)
-    damage(version.path / "adapter.bin")
+    damage(version.path / "adapter.safetensors")
     with pytest.raises(IntegrityError) as raised:
         registry.verify(1)
     assert raised.value.version_id == 1
@@ -359,7 +380,7 @@ def dead_process_pid() -> int:
 def test_gc_removes_dead_staging_leftover(registry, source):
     publish_n(registry, source, 1)
     leftover = registry.root / ".staging" / staging_entry_name(dead_process_pid())
-    make_source(leftover, {"adapter.bin": b"half", "manifest.json": b'{"id": 2}'})
+    make_source(leftover, {"adapter.safetensors": b"half", "manifest.json": b'{"id": 2}'})
     temp_file = registry.root / ".staging" / staging_entry_name(dead_process_pid(), suffix=".tmp")
     temp_file.write_text("{")
 
@@ -580,7 +601,7 @@ def publish_from_worker(root: str, source_root: str, worker_index: int, count: i
     for step in range(count):
         source = make_source(
             Path(source_root) / f"worker{worker_index}-{step}",
-            {"adapter.bin": f"{worker_index}:{step}".encode() * 1000},
+            {"adapter.safetensors": f"{worker_index}:{step}".encode() * 1000},
         )
         ids.append(registry.publish(source, {"worker": worker_index, "step": step}).id)
     return ids
@@ -599,5 +620,5 @@ def test_concurrent_publish_allocates_distinct_ids(registry, tmp_path):
     for version in registry.versions():
         registry.verify(version.id)
         worker, step = version.manifest["worker"], version.manifest["step"]
-        assert version.file("adapter.bin").read_bytes() == f"{worker}:{step}".encode() * 1000
+        assert version.file("adapter.safetensors").read_bytes() == f"{worker}:{step}".encode() * 1000
     assert list((registry.root / ".staging").iterdir()) == []

@@ -13,7 +13,7 @@ from adapters.cli.common import (
     positive_int,
     print_json,
 )
-from adapters.evaluation import SPLITS
+from adapters.config import EVALUATION_SPLITS as SPLITS
 
 HELP = "evaluate versions, aliases or merged folders on increments"
 DESCRIPTION = (

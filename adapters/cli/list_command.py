@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from adapters.workflow import open_registry
+    from adapters.store import open_registry
 
     registry = open_registry(args.registry)
     versions, aliases, history = registry.versions(), registry.aliases(), registry.alias_history()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 
@@ -11,7 +12,7 @@ from adapters import __version__
 from adapters.errors import AdaptersError
 from registry import RegistryError
 
-SUBCOMMANDS = ("split", "train", "list", "show", "promote", "rollback", "merge", "evaluate", "score", "bench", "demo")
+SUBCOMMANDS = ("split", "train", "list", "show", "promote", "rollback", "history", "delete", "verify", "gc", "export", "import", "merge", "evaluate", "score", "bench", "demo")
 EXIT_USER_ERROR = 2
 
 
@@ -36,10 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(verbose: bool, quiet: bool) -> None:
     """Log to stderr on the main process only; other processes log warnings and errors."""
-    from adapters.distributed import process_state
-
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    if not process_state().is_main_process:
+    # torchrun and accelerate set RANK in every process they start; reading it avoids importing torch here.
+    if int(os.environ.get("RANK", "0")) != 0:
         level = logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "filelock", "urllib3", "datasets"):

@@ -6,7 +6,7 @@ import argparse
 import math
 
 from adapters.cli.common import add_base_option, add_registry_option, format_table, positive_int
-from adapters.merge_methods import METHODS, MergeOptions
+from adapters.config import MERGE_METHODS as METHODS
 
 HELP = "merge versions into one deployable model or adapter"
 DESCRIPTION = """\
@@ -66,6 +66,7 @@ def _weights(text: str) -> list[float]:
 
 def run(args) -> int:
     from adapters.deploy import merge_versions
+    from adapters.merge_methods import MergeOptions
 
     options = MergeOptions(method=args.method, scale=args.scale, density=args.density, drop_rate=args.drop_rate, seed=args.seed)
     result = merge_versions(

@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from adapters.workflow import open_registry
+    from adapters.store import open_registry
 
     move = open_registry(args.registry).promote(args.alias, args.version, reason=args.reason)
     print(f"{move['alias']}: {move['from'] if move['from'] is not None else '-'} -> {move['to']}")

@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from adapters.workflow import open_registry
+    from adapters.store import open_registry
 
     move = open_registry(args.registry).rollback(args.alias, to=args.to, reason=args.reason)
     print(f"{move['alias']}: {move['from']} -> {move['to']}")

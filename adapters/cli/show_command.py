@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from adapters.workflow import open_registry
+    from adapters.store import open_registry
 
     registry = open_registry(args.registry)
     version = registry.get(args.version)
