@@ -7,7 +7,7 @@ from accelerate import Accelerator, PartialState
 
 
 def cpu_only() -> bool:
-    """True when torch sees no accelerator device, so processes must train on CPU."""
+    """Return True when torch finds no accelerator device, so processes must train on CPU."""
     accelerator = getattr(torch, "accelerator", None)
     if accelerator is not None:
         return not accelerator.is_available()
@@ -15,7 +15,7 @@ def cpu_only() -> bool:
 
 
 def process_state() -> PartialState:
-    """The shared accelerate process state.
+    """Return the shared accelerate process state.
 
     On a machine without an accelerator it is built with cpu=True, which makes accelerate join the
     processes that `accelerate launch --multi_gpu` or `torchrun` started into one gloo group instead

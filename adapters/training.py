@@ -1,7 +1,7 @@
 """The accelerate training loop: the only place that builds optimizers and data loaders.
 
-The same code runs in one process or under `accelerate launch --num_processes N`; accelerate
-shards the batches and averages the gradients, and only the main process shows progress and logs.
+The same code runs in one process or in several started by `accelerate launch`. Accelerate shards
+the batches and averages the gradients, and only the main process shows progress and logs.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ ModelBuilder = Callable[[int], PeftModel]
 
 @dataclass
 class TrainResult:
-    """What a training run produced: the model with its best epoch loaded, and how it got there."""
+    """The outcome of a training run: the model with its best epoch loaded, its metrics and throughput."""
 
     model: PeftModel
     metrics: dict
@@ -110,7 +110,7 @@ def build_loaders(
 
 
 def train_batches(config: TrainConfig, lengths: list[int]):
-    """The batch sampler of the train loader, as `build_loaders` configures it, or None for plain shuffling."""
+    """Return the train loader's batch sampler, or None for plain shuffling when length grouping is off."""
     return LengthGroupedBatchSampler(lengths, config.batch_size, config.seed) if config.group_by_length else None
 
 

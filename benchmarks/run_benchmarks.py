@@ -1,9 +1,9 @@
 """Regenerate benchmarks/RESULTS.md from the real Home Depot data.
 
-The run splits the file by product_uid into increments (new products arriving over time), trains
-one adapter per increment (LoRA and AdaLoRA alternating), merges them, evaluates every version and
-merge on every increment's validation part next to the majority-class baseline, and measures
-training, inference and merge throughput against the plain baseline loop. It calls the same library
+The run splits the file by product_uid into increments, as if new products arrived over time, and
+trains one adapter per increment (LoRA and AdaLoRA alternating). It merges them and evaluates every
+version and merge on every increment's validation part next to the majority-class baseline. Then
+it measures training, inference and merge throughput against the plain baseline loop. It calls the same library
 functions as `adapters demo` and `adapters bench`.
 
     .venv/bin/python benchmarks/run_benchmarks.py --epochs 4 --merge 1,3   # the run behind RESULTS.md

@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(verbose: bool, quiet: bool) -> None:
     """Log to stderr on the main process only; other processes log warnings and errors."""
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = logging.INFO
+    if verbose:
+        level = logging.DEBUG
+    elif quiet:
+        level = logging.WARNING
     # torchrun and accelerate set RANK in every process they start; reading it avoids importing torch here.
     if int(os.environ.get("RANK", "0")) != 0:
         level = logging.WARNING

@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
     add_column_options(parser)
     add_base_option(parser)
     parser.add_argument("--from", dest="parent", metavar="VERSION", help="warm-start from this LoRA version or alias")
-    parser.add_argument("--force", action="store_true", help="train even if the registry already holds this increment")
+    parser.add_argument("--force", action="store_true", help="train even if a version was already trained on this increment")
     add_config_options(parser.add_argument_group("training"))
 
 
