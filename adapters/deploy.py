@@ -216,6 +216,7 @@ def _write_folder(model, tokenizer, card: str, out_dir: Path) -> str:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / "README.md").write_text(card)
+        _apply_umask(staging)
         digest = hashlib.sha256((staging / "model.safetensors").read_bytes()).hexdigest()
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -224,6 +225,15 @@ def _write_folder(model, tokenizer, card: str, out_dir: Path) -> str:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return digest
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give the folder and its files the usual permissions, since mkdtemp and atomic writes make them private."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _model_card(versions, weights: list[float], base_id: str, base_fingerprint: str, alpha: float | None, options: MergeOptions) -> str:
@@ -236,12 +246,19 @@ def _model_card(versions, weights: list[float], base_id: str, base_fingerprint: 
     return (
         "# Merged ranking model\n\n"
         f"A BERT sequence classifier: base `{base_id}` (fingerprint `{base_fingerprint}`) plus the "
-        f"{how} of the adapter versions below ({options}). Load it with "
+        f"{how} of the adapter versions below{_method_settings(options)}. Load it with "
         "`AutoModelForSequenceClassification.from_pretrained`; peft is not needed.\n\n"
         "| version | method | weight | data fingerprint | validation accuracy |\n"
         "| --- | --- | --- | --- | --- |\n"
         f"{rows}\n"
     )
+
+
+def _method_settings(options: MergeOptions) -> str:
+    settings = {"task-arithmetic": f"lambda {options.scale}", "ties": f"density {options.density}",
+                "dare": f"drop rate {options.drop_rate}, seed {options.seed}",
+                "dare-ties": f"drop rate {options.drop_rate}, seed {options.seed}"}
+    return f" ({settings[options.method]})" if options.method in settings else ""
 
 
 def _accuracy(version) -> str:

@@ -80,9 +80,11 @@ def write_adapter(base_model, factors: Factors, heads: dict[str, torch.Tensor], 
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS, r=max(ranks.values()), lora_alpha=max(ranks.values()), lora_dropout=0.0,
         target_modules=sorted(factors), rank_pattern=dict(ranks), alpha_pattern=dict(ranks),
-        modules_to_save=modules_to_save or None, base_model_name_or_path=base_id,
+        modules_to_save=modules_to_save or None,
     )
     model = get_peft_model(base_model, config)
+    # get_peft_model records the base's local folder; the portable model id is stored instead.
+    model.peft_config["default"].base_model_name_or_path = base_id
     state = {f"{PREFIX}{module}.lora_A.weight": down for module, (down, _) in factors.items()}
     state |= {f"{PREFIX}{module}.lora_B.weight": up for module, (_, up) in factors.items()}
     state |= {f"{PREFIX}{key}": tensor for key, tensor in heads.items()}

@@ -70,7 +70,8 @@ def split_file(
             staged.append(staged_path)
         for staged_path, target in zip(staged, targets):
             os.replace(staged_path, target)
-    logger.info("Wrote %d increments of about %d rows to %s", parts, len(order) // parts, out_dir)
+    per_part = min(len(order) // parts, max_rows) if max_rows else len(order) // parts
+    logger.info("Wrote %d increments of about %d rows to %s", parts, per_part, out_dir)
     return targets
 
 

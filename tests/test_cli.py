@@ -99,6 +99,10 @@ def test_merged_folder_loads_without_peft_and_matches_adapter(trained, tiny_bert
 
     assert code == 0
     assert {"config.json", "model.safetensors", "README.md", "tokenizer_config.json"} <= {p.name for p in out_dir.iterdir()}
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out_dir / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert out_dir.stat().st_mode & 0o777 == 0o777 & ~umask
     merged = AutoModelForSequenceClassification.from_pretrained(out_dir).eval()
     from adapters.workflow import load_version_model, open_registry
 

@@ -57,7 +57,7 @@ def version_summary(version, aliases: dict[str, int]) -> dict:
         "kind": manifest.get("kind"),
         "method": manifest.get("method"),
         "created": manifest.get("created"),
-        "parent": manifest.get("parent"),
+        "parent": manifest.get("parent") if manifest.get("parents") is None else ",".join(map(str, manifest["parents"])),
         "train_rows": rows.get("train"),
         "validation_accuracy": ((manifest.get("metrics") or {}).get("validation") or {}).get("accuracy"),
         "aliases": sorted(name for name, target in aliases.items() if target == version.id),

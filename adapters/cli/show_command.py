@@ -47,7 +47,16 @@ def run(args) -> int:
         "hyperparameters: " + ", ".join(f"{k}={v}" for k, v in (manifest.get("hyperparameters") or {}).items()),
         "files: " + ", ".join(f"{name} ({entry['bytes']} B, sha256 {entry['sha256'][:12]})" for name, entry in manifest["files"].items()),
     ]
+    merge = manifest.get("merge")
+    if merge:
+        lines[2] = f"parents: {', '.join(map(str, manifest.get('parents') or []))} (merged)"
+        lines[6:9] = [f"merge: {merge['options']['method']} ({merge['form']}), weights {merge['weights']}"]
+    else:
+        lines[7] = "rows: " + ", ".join(f"{key} {value}" for key, value in (data.get("rows") or {}).items())
     print("\n".join(lines))
+    if merge and merge.get("form") == "svd":
+        print("\nSVD relative error per module:")
+        print(format_table(["module", "error"], [[m, f"{f['svd_relative_error']:.3g}"] for m, f in merge["modules"].items()]))
     adalora = manifest.get("adalora")
     if adalora:
         print(f"\nAdaLoRA schedule: total_step {adalora['total_step']}, tinit {adalora['tinit']}, tfinal {adalora['tfinal']}, "

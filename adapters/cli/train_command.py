@@ -48,9 +48,9 @@ def add_config_options(group) -> None:
             group.add_argument(flag, dest=field.name, type=_names, default=None, help=f"{help_text} (default: {','.join(default)})")
             continue
         kind = _scalar_type(hints[field.name])
-        shown = "computed" if default is None else default
-        group.add_argument(flag, dest=field.name, type=kind, default=None, choices=field.metadata.get("choices"),
-                           help=f"{help_text} (default: {shown})")
+        if "default" not in help_text:
+            help_text = f"{help_text} (default: {default})"
+        group.add_argument(flag, dest=field.name, type=kind, default=None, choices=field.metadata.get("choices"), help=help_text)
 
 
 def config_from(args) -> TrainConfig:
