@@ -11,7 +11,7 @@ functions as `adapters demo` and `adapters bench`.
 
 With --reuse, the versions already trained in the work folder's registry are kept (only when their
 increments match this run's settings), so evaluation and benchmarks can be repeated without
-training again; the page then says so.
+training again; the page then states that.
 """
 
 from __future__ import annotations

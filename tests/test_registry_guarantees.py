@@ -444,15 +444,15 @@ def test_history_prints_every_move(published, capsys):
     published.promote("staging", 2)
 
     status, out, _ = run_cli(["history", "production", "--registry", root], capsys)
-    rows = [line.split(None, 4) for line in out.splitlines()[2:]]
+    rows = [line.split(None, 5) for line in out.splitlines()[2:]]
 
     assert status == 0
     assert out.splitlines()[0] == "alias production points to version 1 after 3 moves"
-    assert out.splitlines()[1].split() == ["time", "action", "from", "to", "reason"]
+    assert out.splitlines()[1].split() == ["time", "alias", "action", "from", "to", "reason"]
     assert [row[1:] for row in rows] == [
-        ["promote", "-", "1", "first release"],
-        ["promote", "1", "3", "new data"],
-        ["rollback", "3", "1", "regression at 3 a.m."],
+        ["production", "promote", "-", "1", "first release"],
+        ["production", "promote", "1", "3", "new data"],
+        ["production", "rollback", "3", "1", "regression at 3 a.m."],
     ]
     for row in rows:
         assert datetime.fromisoformat(row[0]).tzinfo is not None

@@ -60,6 +60,12 @@ def print_json(document) -> None:
     sys.stdout.write("\n")
 
 
+def format_moves(moves: list[dict]) -> str:
+    """Render alias moves as a table: time, alias, action, from (- for none), to and reason."""
+    rows = [[m["time"], m["alias"], m["action"], "-" if m["from"] is None else m["from"], m["to"], m.get("reason") or ""] for m in moves]
+    return format_table(["time", "alias", "action", "from", "to", "reason"], rows)
+
+
 def format_table(headers: list[str], rows: list[list]) -> str:
     """Left-aligned plain-text columns."""
     cells = [headers] + [["" if value is None else str(value) for value in row] for row in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.cli.common import add_json_option, add_registry_option, format_table, print_json
+from adapters.cli.common import add_json_option, add_registry_option, format_moves, print_json
 
 HELP = "print every move of an alias with time, from, to and reason"
 DESCRIPTION = (
@@ -26,10 +26,5 @@ def run(args) -> int:
         print_json({"alias": args.alias, "target": registry.aliases()[args.alias], "moves": moves})
         return 0
     print(f"alias {args.alias} points to version {registry.aliases()[args.alias]} after {len(moves)} moves")
-    rows = [[move["time"], move["action"], _id(move["from"]), move["to"], move.get("reason") or ""] for move in moves]
-    print(format_table(["time", "action", "from", "to", "reason"], rows))
+    print(format_moves(moves))
     return 0
-
-
-def _id(value) -> str:
-    return "-" if value is None else str(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from adapters.cli.common import (
     add_json_option,
     add_registry_option,
+    format_moves,
     format_table,
     print_json,
 )
@@ -65,6 +66,5 @@ def run(args) -> int:
         print(format_table(["module", "rank"], [[name, rank] for name, rank in adalora["rank_pattern"].items()]))
     if history:
         print("\nalias moves")
-        print(format_table(["time", "alias", "action", "from", "to", "reason"],
-                           [[m["time"], m["alias"], m["action"], m["from"], m["to"], m.get("reason")] for m in history]))
+        print(format_moves(history))
     return 0
