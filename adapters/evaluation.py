@@ -7,9 +7,8 @@ from pathlib import Path
 
 import datasets
 import torch
-from transformers import DataCollatorWithPadding
 
-from adapters.config import EVALUATION_SPLITS
+from adapters.config import EVALUATION_SPLITS, INFERENCE_BATCH_SIZE
 from adapters.data import ColumnMap, load_increment
 from adapters.errors import AdaptersError
 from adapters.evaluation_metrics import (
@@ -17,7 +16,7 @@ from adapters.evaluation_metrics import (
     majority_baseline_accuracy,
     ndcg_at_k,
 )
-from adapters.modeling import encode
+from adapters.modeling import TokenRows, encode
 from adapters.workflow import LoadedTarget
 
 logger = logging.getLogger(__name__)
@@ -27,7 +26,7 @@ SPLITS = EVALUATION_SPLITS
 
 @torch.no_grad()
 def predict_probabilities(
-    target: LoadedTarget, dataset: datasets.Dataset, *, batch_size: int = 128, max_length: int = 128
+    target: LoadedTarget, dataset: datasets.Dataset, *, batch_size: int = INFERENCE_BATCH_SIZE, max_length: int = 128
 ) -> torch.Tensor:
     """Return class probabilities (rows x labels, float32) in the order of `dataset`.
 
@@ -35,16 +34,14 @@ def predict_probabilities(
     """
     # A pair longer than the model's position table cannot be scored, so the limit is capped there.
     max_length = min(max_length, getattr(target.model.config, "max_position_embeddings", max_length))
-    encoded = encode(dataset, target.tokenizer, max_length)
-    lengths = encoded["length"]
-    order = sorted(range(len(encoded)), key=lambda index: lengths[index])
-    collator = DataCollatorWithPadding(target.tokenizer)
-    columns = {name: encoded[name] for name in ("input_ids", "attention_mask", "token_type_ids") if name in encoded.column_names}
-    probabilities = torch.empty(len(encoded), len(target.labels))
+    rows = TokenRows(encode(dataset, target.tokenizer, max_length), target.tokenizer.pad_token_id or 0)
+    order = sorted(range(len(rows)), key=lambda index: len(rows.input_ids[index]))
+    probabilities = torch.empty(len(rows), len(target.labels))
     target.model.eval()
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        batch = collator([{name: values[i] for name, values in columns.items()} for i in indices])
+        batch = rows.collate(indices)
+        batch.pop("labels", None)
         logits = target.model(**batch).logits.float()
         probabilities[indices] = torch.softmax(logits, dim=-1)
     return probabilities
@@ -52,7 +49,7 @@ def predict_probabilities(
 
 def evaluate_on_increment(
     target: LoadedTarget, data_path: str | Path, columns: ColumnMap, *, split: str = "validation",
-    validation_fraction: float = 0.15, batch_size: int = 128,
+    validation_fraction: float = 0.15, batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> dict:
     """Compute accuracy, macro precision/recall/F1, per-class figures and nDCG@10 on one increment.
 

@@ -6,6 +6,7 @@ tokenisation shared by training, evaluation and benchmarks.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from pathlib import Path
@@ -120,7 +121,51 @@ def encode(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_le
         return encoded
 
     columns = [name for name in dataset.column_names]
-    return dataset.map(tokenize, batched=True, remove_columns=columns, desc=None)
+    # Naming the result's fingerprint spares datasets from hashing the tokenizer, which takes
+    # seconds per call for a full vocabulary.
+    key = f"{dataset._fingerprint}|{getattr(tokenizer, 'name_or_path', '')}|{len(tokenizer)}|{max_length}"
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return dataset.map(tokenize, batched=True, remove_columns=columns, desc=None, new_fingerprint=fingerprint)
+
+
+def pad_rows(input_ids: list[list[int]], token_type_ids: list[list[int]] | None = None, pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Pad token rows on the right to the longest one and build the attention mask, as tensors."""
+    width = max(len(row) for row in input_ids)
+    batch = {
+        "input_ids": torch.tensor([row + [pad_id] * (width - len(row)) for row in input_ids]),
+        "attention_mask": torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in input_ids]),
+    }
+    if token_type_ids is not None:
+        batch["token_type_ids"] = torch.tensor([row + [0] * (width - len(row)) for row in token_type_ids])
+    return batch
+
+
+class TokenRows(torch.utils.data.Dataset):
+    """Tokenised rows held as Python lists; items are row indices and `collate` pads a batch of them.
+
+    Reading all columns once and padding by hand avoids an Arrow read and a tokenizer call per row,
+    which cost more than the model's forward pass on short pairs.
+    """
+
+    def __init__(self, encoded: datasets.Dataset, pad_id: int = 0):
+        columns = encoded.to_dict()
+        self.input_ids = columns["input_ids"]
+        self.token_type_ids = columns.get("token_type_ids")
+        self.labels = columns.get("labels")
+        self.pad_id = pad_id
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+    def collate(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        types = [self.token_type_ids[i] for i in indices] if self.token_type_ids is not None else None
+        batch = pad_rows([self.input_ids[i] for i in indices], types, self.pad_id)
+        if self.labels is not None:
+            batch["labels"] = torch.tensor([self.labels[i] for i in indices])
+        return batch
 
 
 def model_inputs(batch: dict) -> dict:

@@ -17,6 +17,8 @@ from torch import nn
 from torch.utils.data import Dataset
 from transformers.masking_utils import create_bidirectional_mask
 
+from adapters.modeling import pad_rows
+
 logger = logging.getLogger(__name__)
 
 
@@ -35,27 +37,15 @@ def compute_prefix(peft_model, input_ids: list[list[int]], token_type_ids: list[
     states: list[torch.Tensor | None] = [None] * len(input_ids)
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        ids, types, mask = _pad([input_ids[i] for i in indices], [token_type_ids[i] for i in indices])
-        hidden = bert.embeddings(input_ids=ids, token_type_ids=types)
-        attention = create_bidirectional_mask(config=bert.config, inputs_embeds=hidden, attention_mask=mask)
+        batch = pad_rows([input_ids[i] for i in indices], [token_type_ids[i] for i in indices])
+        hidden = bert.embeddings(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"])
+        attention = create_bidirectional_mask(config=bert.config, inputs_embeds=hidden, attention_mask=batch["attention_mask"])
         for layer in bert.encoder.layer[:layers]:
             hidden = layer(hidden, attention)
         for row, index in enumerate(indices):
             states[index] = hidden[row, : len(input_ids[index])].clone()
     bert.train(was_training)
     return states
-
-
-def _pad(input_ids: list[list[int]], token_type_ids: list[list[int]]):
-    width = max(len(ids) for ids in input_ids)
-    ids = torch.zeros(len(input_ids), width, dtype=torch.long)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for row, (row_ids, row_types) in enumerate(zip(input_ids, token_type_ids)):
-        ids[row, : len(row_ids)] = torch.tensor(row_ids)
-        types[row, : len(row_types)] = torch.tensor(row_types)
-        mask[row, : len(row_ids)] = 1
-    return ids, types, mask
 
 
 def cache_bytes(lengths: list[int], hidden_size: int) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import datasets
 import torch
 
+from adapters.config import INFERENCE_BATCH_SIZE
 from adapters.data import ColumnMap, read_table
 from adapters.errors import AdaptersError
 from adapters.evaluation import predict_probabilities
@@ -47,7 +48,7 @@ def read_pairs(path: str | Path, columns: ColumnMap) -> tuple[datasets.Dataset, 
     return table, datasets.Dataset.from_dict({"text": texts, "text_pair": pairs, "label": [0] * len(texts)})
 
 
-def score_file(target: LoadedTarget, data_path: str | Path, columns: ColumnMap, out_path: str | Path, *, batch_size: int = 128, max_length: int = 128) -> dict:
+def score_file(target: LoadedTarget, data_path: str | Path, columns: ColumnMap, out_path: str | Path, *, batch_size: int = INFERENCE_BATCH_SIZE, max_length: int = 128) -> dict:
     """Score every row of `data_path` with `target` and write the input columns plus the scores.
 
     Added columns: `score` (the expected label index, from 0 to the number of labels minus 1, used

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import datasets
@@ -20,7 +20,6 @@ from peft import PeftModel
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 from transformers import (
-    DataCollatorWithPadding,
     PreTrainedTokenizerBase,
     get_linear_schedule_with_warmup,
 )
@@ -28,7 +27,7 @@ from transformers import (
 from adapters.config import TrainConfig
 from adapters.distributed import make_accelerator
 from adapters.evaluation_metrics import classification_metrics
-from adapters.modeling import encode, model_inputs, trainable_state
+from adapters.modeling import TokenRows, encode, model_inputs, trainable_state
 from adapters.prefix_cache import CachedPrefixModel, CachedRows, collate_cached, compute_prefix, fits_budget
 
 logger = logging.getLogger(__name__)
@@ -92,20 +91,19 @@ def build_loaders(
 
     Also returns the tokenised train part, from which the frozen-prefix cache is computed.
     """
-    collator = DataCollatorWithPadding(tokenizer)
-    train_encoded = encode(train, tokenizer, config.max_length)
-    lengths = list(train_encoded["length"])
-    train_tokens = train_encoded
-    train_encoded = train_encoded.with_format("torch")
-    validation_encoded = encode(validation, tokenizer, config.max_length).with_format("torch")
+    pad_id = tokenizer.pad_token_id or 0
+    train_tokens = encode(train, tokenizer, config.max_length)
+    lengths = list(train_tokens["length"])
+    train_rows = TokenRows(train_tokens, pad_id)
+    validation_rows = TokenRows(encode(validation, tokenizer, config.max_length), pad_id)
 
     sampler = train_batches(config, lengths)
     if sampler is not None:
-        train_loader = DataLoader(train_encoded, batch_sampler=sampler, collate_fn=collator)
+        train_loader = DataLoader(train_rows, batch_sampler=sampler, collate_fn=train_rows.collate)
     else:
         generator = torch.Generator().manual_seed(config.seed)
-        train_loader = DataLoader(train_encoded, batch_size=config.batch_size, shuffle=True, generator=generator, collate_fn=collator)
-    validation_loader = DataLoader(validation_encoded, batch_size=config.eval_batch_size, collate_fn=collator)
+        train_loader = DataLoader(train_rows, batch_size=config.batch_size, shuffle=True, generator=generator, collate_fn=train_rows.collate)
+    validation_loader = DataLoader(validation_rows, batch_size=config.eval_batch_size, collate_fn=validation_rows.collate)
     return train_loader, validation_loader, train_tokens
 
 
@@ -157,6 +155,13 @@ def train_adapter(
         The unwrapped model with its best epoch loaded (on every process), and the metrics.
     """
     config.validate()
+    if config.threads:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(config.threads)
+        try:
+            return train_adapter(build_model, tokenizer, train, validation, labels, replace(config, threads=None), accelerator=accelerator)
+        finally:
+            torch.set_num_threads(previous)
     accelerator = accelerator or make_accelerator(config.grad_accum)
     set_seed(config.seed)
 
@@ -187,7 +192,7 @@ def train_adapter(
     started = time.perf_counter()
     for epoch in range(config.epochs):
         loop.run_epoch(train_loader, epoch)
-        metrics = evaluate_loader(accelerator, peft_model, validation_loader, labels)
+        metrics = evaluate_loader(accelerator, peft_model, validation_loader, labels, precision=config.precision)
         metrics["epoch"] = epoch + 1
         history.append(metrics)
         accelerator.log({f"validation/{key}": value for key, value in metrics.items() if isinstance(value, float)}, step=loop.step)
@@ -231,7 +236,8 @@ class _Loop:
         started = time.perf_counter()
         for batch in progress:
             with self.accelerator.accumulate(self.model):
-                loss = self.model(**model_inputs(batch)).loss
+                with autocast(self.accelerator, self.config.precision):
+                    loss = self.model(**model_inputs(batch)).loss
                 self.accelerator.backward(loss)
                 if self.accelerator.sync_gradients:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -261,13 +267,19 @@ class _Loop:
         return self.step > self.total_steps - peft_config.tfinal
 
 
+def autocast(accelerator: Accelerator, precision: str):
+    """Return a bfloat16 autocast context for `precision` "bf16", and a no-op one for "fp32"."""
+    return torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @torch.no_grad()
-def evaluate_loader(accelerator: Accelerator, model, loader, labels: list[str]) -> dict:
+def evaluate_loader(accelerator: Accelerator, model, loader, labels: list[str], precision: str = "fp32") -> dict:
     """Compute loss and classification metrics over a prepared loader, gathered from all processes."""
     model.eval()
     all_logits, all_labels = [], []
     for batch in loader:
-        logits = model(**{k: v for k, v in model_inputs(batch).items() if k != "labels"}).logits
+        with autocast(accelerator, precision):
+            logits = model(**{k: v for k, v in model_inputs(batch).items() if k != "labels"}).logits
         logits, batch_labels = accelerator.gather_for_metrics((logits, batch["labels"]))
         all_logits.append(logits.float().cpu())
         all_labels.append(batch_labels.cpu())

@@ -14,6 +14,7 @@ from adapters.cli.common import (
     print_json,
 )
 from adapters.config import EVALUATION_SPLITS as SPLITS
+from adapters.config import INFERENCE_BATCH_SIZE
 
 HELP = "evaluate versions, aliases or merged folders on increments"
 DESCRIPTION = (
@@ -29,7 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", nargs="+", required=True, help="increment files")
     add_column_options(parser)
     parser.add_argument("--split", choices=SPLITS, default="validation", help="which rows of each increment to score (default: validation)")
-    parser.add_argument("--batch-size", type=positive_int, default=128, help="rows per inference batch (default: 128)")
+    parser.add_argument("--batch-size", type=positive_int, default=INFERENCE_BATCH_SIZE, help=f"rows per inference batch (default: {INFERENCE_BATCH_SIZE})")
     add_base_option(parser)
     add_json_option(parser)
 

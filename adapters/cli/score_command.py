@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.cli.common import add_base_option, add_column_options, add_registry_option, columns_from, positive_int
+from adapters.config import INFERENCE_BATCH_SIZE
 
 HELP = "score every row of a file with a version, alias or merged folder"
 DESCRIPTION = (
@@ -18,7 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", required=True, help="file to score (CSV, JSON Lines or Parquet); a label column is not needed")
     parser.add_argument("--out", required=True, help="output file, .csv or .jsonl")
     add_column_options(parser)
-    parser.add_argument("--batch-size", type=positive_int, default=128, help="rows per batch (default: 128)")
+    parser.add_argument("--batch-size", type=positive_int, default=INFERENCE_BATCH_SIZE, help=f"rows per batch (default: {INFERENCE_BATCH_SIZE})")
     parser.add_argument("--max-length", type=positive_int, default=128, help="maximum tokens per pair; longer pairs are truncated (default: 128)")
     add_base_option(parser)
 

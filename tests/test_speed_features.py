@@ -1,0 +1,132 @@
+"""Each speed feature of the training path gives the same numbers as the plain path it replaces."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from accelerate import Accelerator
+from transformers import AutoTokenizer, DataCollatorWithPadding
+
+from adapters.base import BaseSpec, load_classifier
+from adapters.config import TrainConfig
+from adapters.data import column_map, load_increment
+from adapters.modeling import encode, model_inputs, wrap_for_training
+from adapters.training import LengthGroupedBatchSampler, autocast, train_adapter
+
+
+def tiny_model(tiny_bert, labels, **overrides):
+    config = TrainConfig(**{"lora_dropout": 0.0, **overrides})
+    spec = BaseSpec(model_id=str(tiny_bert), location=str(tiny_bert))
+    model = wrap_for_training(load_classifier(spec, labels, seed=3), config, total_steps=10)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1, generator=torch.Generator().manual_seed(len(name)))
+    return model.eval()
+
+
+def test_dynamic_padding_gives_same_loss_and_gradients_as_max_length(tiny_bert, increment_csv):
+    increment = load_increment(increment_csv, column_map("homedepot"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    rows = encode(increment.train.select(range(12)), tokenizer, 64).remove_columns(["length"])
+    features = [rows[i] for i in range(len(rows))]
+    results = []
+    for collator in (DataCollatorWithPadding(tokenizer, padding="max_length", max_length=64), DataCollatorWithPadding(tokenizer)):
+        model = tiny_model(tiny_bert, increment.labels)
+        batch = collator(features)
+        loss = model(**model_inputs(batch)).loss
+        loss.backward()
+        gradients = {name: param.grad.clone() for name, param in model.named_parameters() if param.requires_grad}
+        results.append((batch["input_ids"].shape[1], loss.item(), gradients))
+
+    (padded_width, padded_loss, padded_grads), (dynamic_width, dynamic_loss, dynamic_grads) = results
+    assert padded_width == 64 and dynamic_width < 64
+    assert dynamic_loss == pytest.approx(padded_loss, abs=1e-5)
+    for name, gradient in padded_grads.items():
+        torch.testing.assert_close(dynamic_grads[name], gradient, atol=1e-5, rtol=1e-4)
+
+
+def test_length_grouped_batches_cover_every_row_once_and_cut_padding():
+    generator = random.Random(11)
+    lengths = [generator.randint(5, 120) for _ in range(1000)]
+    sampler = LengthGroupedBatchSampler(lengths, batch_size=32, seed=0, window=10)
+
+    for _ in range(2):
+        batches = list(sampler)
+        assert sorted(index for batch in batches for index in batch) == list(range(1000))
+        assert [len(batch) for batch in batches] == [32] * 31 + [8]
+
+    def pad_tokens(batches):
+        return sum(len(batch) * max(lengths[i] for i in batch) - sum(lengths[i] for i in batch) for batch in batches)
+
+    shuffled = list(range(1000))
+    random.Random(0).shuffle(shuffled)
+    plain = [shuffled[i : i + 32] for i in range(0, 1000, 32)]
+    # Uniform lengths in [5, 120]: a random batch of 32 pads to about 117 tokens, a sorted window to
+    # within a few tokens of its rows, so grouping must remove most of the padding.
+    assert pad_tokens(batches) < 0.2 * pad_tokens(plain)
+
+
+def test_length_grouped_order_depends_on_seed_and_epoch():
+    lengths = list(range(1, 201))
+    first = list(LengthGroupedBatchSampler(lengths, 16, seed=1))
+    again = LengthGroupedBatchSampler(lengths, 16, seed=1)
+    assert list(again) == first
+    assert list(again) != first
+    assert list(LengthGroupedBatchSampler(lengths, 16, seed=2)) != first
+
+
+def test_bf16_autocast_runs_matmuls_in_bfloat16_and_stays_close(tiny_bert, increment_csv):
+    increment = load_increment(increment_csv, column_map("homedepot"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    batch = DataCollatorWithPadding(tokenizer)([dict(row) for row in encode(increment.train.select(range(8)), tokenizer, 64).remove_columns(["length", "labels"])])
+    model = tiny_model(tiny_bert, increment.labels)
+    accelerator = Accelerator(cpu=True)
+
+    with torch.no_grad():
+        full = model(**batch).logits
+        with autocast(accelerator, "bf16"):
+            assert torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+            reduced = model(**batch).logits
+        with autocast(accelerator, "fp32"):
+            assert torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
+
+    # bfloat16 keeps 8 mantissa bits, so logits of order 1 agree to a few hundredths.
+    torch.testing.assert_close(reduced.float(), full, atol=0.05, rtol=0.05)
+
+
+def test_bf16_training_trains_the_adapter(tiny_bert, increment_csv):
+    increment = load_increment(increment_csv, column_map("homedepot"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    spec = BaseSpec(model_id=str(tiny_bert), location=str(tiny_bert))
+    config = TrainConfig(epochs=1, batch_size=8, precision="bf16")
+
+    def build(total_steps):
+        return wrap_for_training(load_classifier(spec, increment.labels, seed=0), config, total_steps)
+
+    result = train_adapter(build, tokenizer, increment.train, increment.validation, increment.labels, config)
+
+    lora_b = [param for name, param in result.model.named_parameters() if "lora_B" in name]
+    assert all(param.dtype == torch.float32 for param in lora_b)
+    assert any(param.abs().sum() > 0 for param in lora_b)
+    assert torch.isfinite(torch.tensor(result.metrics["loss"]))
+
+
+def test_threads_option_applies_while_training_and_is_restored(tiny_bert, increment_csv):
+    increment = load_increment(increment_csv, column_map("homedepot"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    spec = BaseSpec(model_id=str(tiny_bert), location=str(tiny_bert))
+    config = TrainConfig(epochs=1, batch_size=16, threads=1)
+    seen = []
+
+    def build(total_steps):
+        seen.append(torch.get_num_threads())
+        return wrap_for_training(load_classifier(spec, increment.labels, seed=0), config, total_steps)
+
+    before = torch.get_num_threads()
+    train_adapter(build, tokenizer, increment.train, increment.validation, increment.labels, config)
+
+    assert seen == [1]
+    assert torch.get_num_threads() == before
