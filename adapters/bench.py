@@ -1,276 +1,259 @@
-"""Throughput of training, inference and merging, measured side by side with a plain baseline.
+"""Training measurements: the plain baseline loop against our path, timed end to end.
 
-The baseline training loop is written the way peft's documentation shows a sequence-classification
-fine-tune: every batch padded to `max_length`, float32, a shuffled DataLoader, AdamW and a linear
-schedule, one optimizer step per batch. Our path is `adapters.training.train_adapter`, the function
-`adapters train` calls. Both train the same LoRA configuration on the same rows, in the same
-process, one after the other.
+The baseline loop is the one peft's documentation shows for sequence classification: every batch
+padded to `max_length`, float32, a shuffled DataLoader, the whole encoder run every epoch, and an
+evaluation after every epoch. It uses the same optimizer settings as our loop (AdamW with weight
+decay, linear warm-up and decay, gradient clipping at 1.0, AdaLoRA budget updates after each
+optimizer step), so the two differ only in the speed features. Both keep the best epoch by
+validation accuracy; for AdaLoRA only epochs after the final budget allocation count, as in ours.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
+import os
 import platform
-import shlex
-import sys
-import tempfile
+import random
 import time
-from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import datasets
 import torch
-from peft import LoraConfig, TaskType, get_peft_model
 from torch.utils.data import DataLoader
 from transformers import AutoConfig, DataCollatorWithPadding, get_linear_schedule_with_warmup
 
-from adapters.base import (
-    fingerprint_model,
-    load_classifier,
-    load_tokenizer,
-    resolve_base,
-)
+from adapters.base import load_classifier
 from adapters.config import TrainConfig
-from adapters.data import ColumnMap, load_increment
-from adapters.deploy import merge_versions
-from adapters.evaluation import predict_probabilities
 from adapters.modeling import encode, model_inputs, wrap_for_training
 from adapters.training import train_adapter
-from adapters.workflow import (
-    LoadedTarget,
-    load_merged_model,
-    load_version_model,
-    open_registry,
-    publish_result,
-    software_versions,
-)
+from adapters.workflow import LoadedTarget, software_versions
 
 logger = logging.getLogger(__name__)
 
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
-def baseline_training(spec, tokenizer, rows: datasets.Dataset, labels: list[str], config: TrainConfig) -> dict:
-    """Run one epoch of the padded float32 baseline loop and return its throughput."""
-    torch.manual_seed(config.seed)
-    model = load_classifier(spec, labels, seed=config.seed)
-    total_steps = -(-len(rows) // config.batch_size)
-    model = wrap_for_training(model, config, total_steps)
-    encoded = encode(rows, tokenizer, config.max_length).remove_columns(["length"])
-    collator = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=config.max_length)
-    loader = DataLoader(encoded.with_format("torch"), batch_size=config.batch_size, shuffle=True, collate_fn=collator)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, 0, total_steps)
 
-    model.train()
-    samples = real_tokens = padded_tokens = 0
+def machine_facts() -> dict:
+    """The machine and software a measurement ran on: CPU model and flags, core count, threads, versions."""
+    import accelerate
+
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    return {
+        "platform": platform.platform(), "cpu_model": model, "cpu_flags": [flag for flag in CPU_FLAGS if flag in flags],
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "accelerate": accelerate.__version__, "datasets": datasets.__version__, **software_versions(),
+    }
+
+
+def layer_flop(lengths: list[int], model_config) -> float:
+    """Floating-point operations of one encoder layer's forward pass over rows of these token lengths.
+
+    Counts the four attention projections, the two feed-forward matrices and the two attention
+    products on non-padding tokens only (a multiply-add is two operations).
+    """
+    hidden, inner = model_config.hidden_size, model_config.intermediate_size
+    return float(sum(n * (8 * hidden * hidden + 4 * hidden * inner) + 4 * n * n * hidden for n in lengths))
+
+
+def training_flop(lengths: list[int], model_config, config: TrainConfig, *, cached: bool) -> float:
+    """Operations one training run needs on non-padding tokens, by the convention stated below.
+
+    Per epoch, the forward pass runs every layer (or only the layers above the cached prefix) and
+    the backward pass runs the layers from the lowest adapter layer up, computing input gradients:
+    about one forward's cost per layer, since the frozen weights need no gradient. A cached prefix is
+    computed once per run.
+    """
+    per_layer = layer_flop(lengths, model_config)
+    layers, frozen = model_config.num_hidden_layers, config.freeze_layers
+    forward_layers = layers - frozen if cached else layers
+    per_epoch = (forward_layers + (layers - frozen)) * per_layer
+    return config.epochs * per_epoch + (frozen * per_layer if cached else 0.0)
+
+
+def token_lengths(rows: datasets.Dataset, tokenizer, max_length: int) -> list[int]:
+    return list(encode(rows, tokenizer, max_length)["length"])
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> dict:
+    """Measure this machine's float32 matrix-multiply rate with torch's current thread count."""
+    generator = torch.Generator().manual_seed(0)
+    left, right = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
+    out = torch.empty(size, size)
+    torch.mm(left, right, out=out)
+    best_s = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(left, right, out=out)
+        best_s = min(best_s, time.perf_counter() - started)
+    return {"gflops": 2 * size**3 / best_s / 1e9, "size": size, "threads": torch.get_num_threads(), "repeats": repeats}
+
+
+def baseline_run(spec, tokenizer, train: datasets.Dataset, validation: datasets.Dataset, labels: list[str], config: TrainConfig) -> dict:
+    """Train and evaluate with the plain padded float32 loop; return wall time, throughput and accuracy."""
     started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    collator = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=config.max_length)
+    train_encoded = encode(train, tokenizer, config.max_length).remove_columns(["length"]).with_format("torch")
+    validation_encoded = encode(validation, tokenizer, config.max_length).remove_columns(["length"]).with_format("torch")
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(train_encoded, batch_size=config.batch_size, shuffle=True, generator=generator, collate_fn=collator)
+    validation_loader = DataLoader(validation_encoded, batch_size=config.eval_batch_size, collate_fn=collator)
+    total_steps = len(loader) * config.epochs
+    model = wrap_for_training(load_classifier(spec, labels, seed=config.seed), config, total_steps)
+    parameters = [param for param in model.parameters() if param.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    is_adalora = config.method == "adalora"
+    keep_after = total_steps - model.peft_config["default"].tfinal if is_adalora else 0
+
+    step = samples = tokens = padded = 0
+    train_s, accuracies, best = 0.0, [], None
+    for epoch in range(config.epochs):
+        model.train()
+        epoch_started = time.perf_counter()
+        for batch in loader:
+            loss = model(**model_inputs(batch)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            if is_adalora:
+                model.base_model.update_and_allocate(step)
+            optimizer.zero_grad()
+            step += 1
+            samples += len(batch["labels"])
+            tokens += int(batch["attention_mask"].sum())
+            padded += batch["input_ids"].numel()
+        train_s += time.perf_counter() - epoch_started
+        predictions = _predict(model, validation_loader)
+        accuracy = sum(int(p == t) for p, t in zip(predictions, validation["label"])) / len(validation)
+        accuracies.append(accuracy)
+        if step > keep_after and (best is None or accuracy > best[0]):
+            best = (accuracy, epoch + 1, predictions)
+        logger.info("Baseline %s epoch %d: validation accuracy %.4f", config.method, epoch + 1, accuracy)
+    wall_s = time.perf_counter() - started
+    return {"wall_s": wall_s, "train_s": train_s, "samples": samples, "samples_per_s": samples / train_s,
+            "tokens_per_s": tokens / train_s, "padding_share": 1 - tokens / padded, "accuracy": best[0], "best_epoch": best[1],
+            "epoch_accuracies": accuracies, "predictions": best[2]}
+
+
+@torch.no_grad()
+def _predict(model, loader) -> list[int]:
+    model.eval()
+    predictions = []
     for batch in loader:
-        loss = model(**model_inputs(batch)).loss
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-        samples += len(batch["input_ids"])
-        real_tokens += int(batch["attention_mask"].sum())
-        padded_tokens += batch["input_ids"].numel()
-    elapsed_s = time.perf_counter() - started
-    return {"samples": samples, "elapsed_s": elapsed_s, "samples_per_s": samples / elapsed_s,
-            "tokens_per_s": real_tokens / elapsed_s, "padding_share": 1 - real_tokens / padded_tokens}
+        logits = model(**{key: value for key, value in model_inputs(batch).items() if key != "labels"}).logits
+        predictions += logits.argmax(-1).tolist()
+    return predictions
 
 
-def our_training(spec, tokenizer, rows: datasets.Dataset, validation: datasets.Dataset, labels, config: TrainConfig):
-    """Run one epoch of our training path (dynamic padding, length-grouped batches).
+def our_run(spec, tokenizer, train: datasets.Dataset, validation: datasets.Dataset, labels: list[str], config: TrainConfig):
+    """Train with `adapters.training.train_adapter`, the function `adapters train` calls, timed end to end.
 
-    Returns the throughput figures and the TrainResult, whose adapter the inference benchmark reuses.
+    Returns the figures and the TrainResult (its model has the best epoch loaded).
     """
     def build(total_steps):
         return wrap_for_training(load_classifier(spec, labels, seed=config.seed), config, total_steps)
 
-    result = train_adapter(build, tokenizer, rows, validation, labels, config)
-    figures = {"samples": len(rows), "elapsed_s": len(rows) / result.samples_per_s,
-               "samples_per_s": result.samples_per_s, "tokens_per_s": result.tokens_per_s}
+    started = time.perf_counter()
+    result = train_adapter(build, tokenizer, train, validation, labels, config)
+    wall_s = time.perf_counter() - started
+    from adapters.evaluation import predict_probabilities
+
+    target = LoadedTarget(result.model, tokenizer, labels, "trained")
+    predictions = predict_probabilities(target, validation, batch_size=config.eval_batch_size, max_length=config.max_length).argmax(-1).tolist()
+    figures = {"wall_s": wall_s, "train_s": len(train) * config.epochs / result.samples_per_s, "samples": len(train) * config.epochs,
+               "samples_per_s": result.samples_per_s, "tokens_per_s": result.tokens_per_s, "accuracy": result.metrics["accuracy"],
+               "best_epoch": result.best_epoch, "epoch_accuracies": [entry["accuracy"] for entry in result.history], "predictions": predictions}
     return figures, result
 
 
-def inference_throughput(target: LoadedTarget, rows: datasets.Dataset, batch_size: int, repeats: int = 2) -> dict:
-    """Score `rows` `repeats` times after a warm-up batch and report the fastest pass in samples/s."""
-    predict_probabilities(target, rows.select(range(min(len(rows), batch_size))), batch_size=batch_size)
-    best_s = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        predict_probabilities(target, rows, batch_size=batch_size)
-        best_s = min(best_s, time.perf_counter() - started)
-    return {"samples": len(rows), "elapsed_s": best_s, "samples_per_s": len(rows) / best_s}
+def paired_accuracy_gap(ours: list[int], baseline: list[int], truth: list[int], *, resamples: int = 2000, seed: int = 0) -> dict:
+    """Accuracy of `ours` minus the baseline's in points, with a 95% paired bootstrap interval over rows.
 
-
-def pipeline_throughput(folder: Path, rows: datasets.Dataset, batch_size: int, repeats: int = 2) -> dict:
-    """Score `rows` with `transformers.pipeline("text-classification")` on a merged folder, as most teams would."""
-    from transformers import pipeline
-
-    classifier = pipeline("text-classification", model=str(folder), tokenizer=str(folder), device="cpu", top_k=None)
-    inputs = [{"text": text, "text_pair": pair} for text, pair in zip(rows["text"], rows["text_pair"])]
-    classifier(inputs[:batch_size], batch_size=batch_size, truncation=True)
-    best_s = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        classifier(inputs, batch_size=batch_size, truncation=True)
-        best_s = min(best_s, time.perf_counter() - started)
-    return {"samples": len(rows), "elapsed_s": best_s, "samples_per_s": len(rows) / best_s}
-
-
-def run_benchmark(
-    data_path: str | Path,
-    columns: ColumnMap,
-    *,
-    train_rows: int = 1000,
-    inference_rows: int = 1000,
-    base: str | None = None,
-    config: TrainConfig | None = None,
-    command: str | None = None,
-) -> dict:
-    """Measure training, inference and merge throughput on one data file in one run.
-
-    Trains one epoch of the baseline loop and of our path on the first `train_rows` train rows, publishes
-    our adapter to a temporary registry, merges it, and scores `inference_rows` rows with the
-    base, the unmerged adapter and the merged model.
+    The interval shows how much of a gap the validation sample alone can produce; it does not cover
+    the run-to-run spread of training.
     """
-    config = replace(config or TrainConfig(), epochs=1, method="lora")
-    increment = load_increment(data_path, columns, validation_fraction=config.validation_fraction)
-    rows = increment.train.select(range(min(train_rows, len(increment.train))))
-    scored = datasets.concatenate_datasets([increment.train, increment.validation])
-    scored = scored.select(range(min(inference_rows, len(scored))))
-    spec = resolve_base(base)
-    tokenizer = load_tokenizer(spec)
-    labels = increment.labels
-
-    logger.info("Benchmarking training on %d rows", len(rows))
-    baseline_training(spec, tokenizer, rows.select(range(min(len(rows), 2 * config.batch_size))), labels, config)  # warm-up
-    ours, result = our_training(spec, tokenizer, rows, increment.validation, labels, config)
-    ungrouped, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(config, group_by_length=False))
-    frozen = replace(config, freeze_layers=min(3, AutoConfig.from_pretrained(spec.location).num_hidden_layers - 1))
-    frozen_cached, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(frozen, cache_prefix=True))
-    frozen_uncached, _ = our_training(spec, tokenizer, rows, increment.validation, labels, replace(frozen, cache_prefix=False))
-    baseline = baseline_training(spec, tokenizer, rows, labels, config)
-
-    with tempfile.TemporaryDirectory(prefix="adapters-bench-") as scratch:
-        registry = open_registry(Path(scratch) / "registry", create=True)
-        base_model = load_classifier(spec, labels)
-        version = publish_result(registry, spec, fingerprint_model(base_model), increment, config, result)
-        merge = merge_versions(registry.root, [str(version.id)], Path(scratch) / "merged", base=base)
-
-        logger.info("Benchmarking inference on %d rows", len(scored))
-        inference = {
-            "base": inference_throughput(LoadedTarget(base_model, tokenizer, labels, "base"), scored, config.eval_batch_size),
-            "adapter (unmerged)": inference_throughput(load_version_model(registry, str(version.id), base), scored, config.eval_batch_size),
-            "merged": inference_throughput(load_merged_model(merge.out_dir), scored, config.eval_batch_size),
-            "merged, transformers pipeline": pipeline_throughput(merge.out_dir, scored, config.eval_batch_size),
-        }
-    for entry in inference.values():
-        entry["ratio_to_base"] = entry["samples_per_s"] / inference["base"]["samples_per_s"]
-
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command or " ".join(shlex.quote(arg) for arg in sys.argv),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), **software_versions()},
-        "data": {"path": str(data_path), "fingerprint": increment.fingerprint, "train_rows": len(rows), "inference_rows": len(scored)},
-        "config": config.to_dict(),
-        "labels": labels,
-        "training": {"baseline": baseline, "ours": ours, "ours_without_length_grouping": ungrouped,
-                     "frozen_uncached": frozen_uncached, "frozen_cached": frozen_cached, "frozen_layers": frozen.freeze_layers,
-                     "speedup_samples_per_s": ours["samples_per_s"] / baseline["samples_per_s"]},
-        "inference": inference,
-        "merge": {"versions": 1, "elapsed_s": merge.elapsed_s, **merge.timings},
-    }
+    hits_ours = [int(p == t) for p, t in zip(ours, truth)]
+    hits_base = [int(p == t) for p, t in zip(baseline, truth)]
+    differences = [a - b for a, b in zip(hits_ours, hits_base)]
+    count = len(differences)
+    generator = random.Random(seed)
+    gaps = sorted(100 * sum(differences[generator.randrange(count)] for _ in range(count)) / count for _ in range(resamples))
+    return {"gap_points": 100 * sum(differences) / count, "low_points": gaps[int(0.025 * resamples)],
+            "high_points": gaps[int(0.975 * resamples) - 1], "rows": count}
 
 
-def format_report(results: dict) -> str:
-    """Render benchmark results as a markdown section with ratios, the machine and the command."""
-    training, machine = results["training"], results["machine"]
-    lines = [
-        f"Measured {results['date']} on {machine['platform']} ({machine['processor']}, {machine['cpu_count']} CPUs, "
-        f"{machine['torch_threads']} torch threads; torch {machine['torch']}, transformers {machine['transformers']}, peft {machine['peft']}).",
-        f"Command: `{results['command']}`",
-        f"Data: `{results['data']['path']}` ({results['data']['fingerprint'][:19]}), {results['data']['train_rows']} training rows, "
-        f"{results['data']['inference_rows']} scored rows.",
-        "",
-        "| training (1 epoch, LoRA r=%d) | samples/s | non-padding tokens/s | ratio to baseline |" % results["config"]["r"],
-        "| --- | --- | --- | --- |",
-    ]
-    variants = (("baseline: padded to max_length, float32", "baseline"), ("ours without length grouping: dynamic padding only", "ours_without_length_grouping"),
-                ("ours (default): dynamic padding, length-grouped batches", "ours"),
-                (f"ours, --freeze-layers {training.get('frozen_layers')}, no cache", "frozen_uncached"),
-                (f"ours, --freeze-layers {training.get('frozen_layers')}, frozen-prefix cache", "frozen_cached"))
-    for name, key in variants:
-        if key not in training:
-            continue
-        entry = training[key]
-        ratio = entry["samples_per_s"] / training["baseline"]["samples_per_s"]
-        lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['tokens_per_s']:.0f} | {ratio:.2f}x |")
-    lines += ["", "| inference | samples/s | ratio to base |", "| --- | --- | --- |"]
-    for name, entry in results["inference"].items():
-        lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['ratio_to_base']:.3f}x |")
-    merge = results["merge"]
-    lines += ["", f"Merge of {merge['versions']} version into a deployable folder: {merge['elapsed_s']:.2f} s "
-              f"(loading the base {merge['load_s']:.2f} s, arithmetic {merge['merge_s']:.3f} s, the rest writing)."]
-    return "\n".join(lines) + "\n"
+def precision_step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[str], config: TrainConfig, steps: int) -> dict:
+    """Time training steps in float32 and under bfloat16 autocast on the same batches.
 
-
-def publish_random_adapters(registry, spec, labels: list[str], count: int, *, rank: int = 8, seed: int = 0) -> list[int]:
-    """Publish `count` LoRA adapters with random factors and heads, to time merges without training.
-
-    Each adapter targets query and value with rank `rank`, like a trained default adapter, and
-    carries a classifier head and pooler. Their values are random, so only timings are meaningful.
+    Each precision gets one untimed warm-up step, then `steps` timed ones; the report gives seconds
+    per step and the ratio.
     """
-    base = load_classifier(spec, labels)
-    fingerprint = fingerprint_model(base)
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=rank, lora_alpha=2 * rank, target_modules=["query", "value"], modules_to_save=["pooler"])
-    ids = []
-    for index in range(count):
-        torch.manual_seed(seed + index)
-        model = get_peft_model(copy.deepcopy(base), config)
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if "lora_B" in name:
-                    param.normal_(0, 0.02)
-        manifest = {"kind": "adapter", "method": "lora", "parent": None, "labels": labels, "data": None, "metrics": {},
-                    "base": {"id": spec.model_id, "fingerprint": fingerprint}, "hyperparameters": {"r": rank, "synthetic": True}}
-        with tempfile.TemporaryDirectory(prefix="adapters-random-") as folder:
-            model.save_pretrained(folder)
-            ids.append(registry.publish(folder, manifest).id)
-    return ids
+    model = wrap_for_training(load_classifier(spec, labels, seed=config.seed), config, 10 * (steps + 1))
+    optimizer = torch.optim.AdamW([param for param in model.parameters() if param.requires_grad], lr=config.learning_rate)
+    collator = DataCollatorWithPadding(tokenizer)
+    encoded = encode(rows.select(range(min(len(rows), config.batch_size * (steps + 1)))), tokenizer, config.max_length).remove_columns(["length"])
+    batches = [collator([encoded[i] for i in range(start, min(start + config.batch_size, len(encoded)))])
+               for start in range(0, len(encoded), config.batch_size)]
+    model.train()
+    seconds = {}
+    for precision in ("fp32", "bf16"):
+        timed = []
+        for index, batch in enumerate(batches[: steps + 1]):
+            started = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = model(**model_inputs(batch)).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            if index:
+                timed.append(time.perf_counter() - started)
+        seconds[precision] = sum(timed) / len(timed)
+    return {"fp32_step_s": seconds["fp32"], "bf16_step_s": seconds["bf16"], "bf16_to_fp32_time": seconds["bf16"] / seconds["fp32"],
+            "steps": len(timed), "batch_size": config.batch_size}
 
 
-def merge_scaling(spec, labels: list[str], counts=(2, 8, 32), forms=("dense", "exact", "svd"), svd_rank: int = 8) -> list[dict]:
-    """Time `merge_versions` for each number of adapters and each output form, end to end.
+def thread_scan(spec, tokenizer, rows: datasets.Dataset, validation: datasets.Dataset, labels: list[str], config: TrainConfig,
+                counts: list[int]) -> list[dict]:
+    """Measure one epoch of our training path and base-model inference at each torch thread count."""
+    from adapters.bench_inference import inference_comparison
 
-    The time includes reading and verifying the versions, loading the base, the arithmetic and
-    writing the output (a model folder, or a published adapter version).
-    """
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="adapters-merge-bench-") as scratch:
-        registry = open_registry(Path(scratch) / "registry", create=True)
-        registry.ensure_labels(labels)
-        ids = publish_random_adapters(registry, spec, labels, max(counts))
-        # Warm-up: the first SVD and the first model load pay one-time library start-up costs.
-        merge_versions(registry.root, [str(i) for i in ids[:2]], form="svd", rank=svd_rank, dry_run=True, base=spec.location)
+    original = torch.get_num_threads()
+    rows_out = []
+    try:
         for count in counts:
-            refs = [str(i) for i in ids[:count]]
-            for form in forms:
-                out_dir = Path(scratch) / f"merged-{count}-{form}" if form == "dense" else None
-                result = merge_versions(registry.root, refs, out_dir, form=form, rank=svd_rank if form == "svd" else None, base=spec.location)
-                rows.append({"adapters": count, "form": form, "elapsed_s": result.elapsed_s, "merge_s": result.timings["merge_s"]})
-                logger.info("Merged %d adapters (%s) in %.2f s", count, form, result.elapsed_s)
-    return rows
+            torch.set_num_threads(count)
+            figures, _ = our_run(spec, tokenizer, rows, validation, labels, config)
+            base = LoadedTarget(load_classifier(spec, labels), tokenizer, labels, "base")
+            inference = inference_comparison({"base": base}, rows, config.eval_batch_size, repeats=2)
+            rows_out.append({"threads": count, "training_samples_per_s": figures["samples_per_s"],
+                             "inference_samples_per_s": inference["base"]["samples_per_s"]})
+            logger.info("%d threads: training %.1f, inference %.1f samples/s", count, figures["samples_per_s"],
+                        inference["base"]["samples_per_s"])
+    finally:
+        torch.set_num_threads(original)
+    return rows_out
 
 
-def format_merge_scaling(rows: list[dict]) -> str:
-    """Render merge timings as a markdown table: adapters by output form, end-to-end seconds."""
-    forms = list(dict.fromkeys(row["form"] for row in rows))
-    counts = list(dict.fromkeys(row["adapters"] for row in rows))
-    lookup = {(row["adapters"], row["form"]): row for row in rows}
-    lines = ["| adapters | " + " | ".join(f"{form} (s, arithmetic s)" for form in forms) + " |", "| --- |" + " --- |" * len(forms)]
-    for count in counts:
-        cells = [f"{lookup[(count, form)]['elapsed_s']:.2f} ({lookup[(count, form)]['merge_s']:.2f})" for form in forms]
-        lines.append(f"| {count} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def model_config_of(spec):
+    return AutoConfig.from_pretrained(spec.location)
+
+
+def linear_fit(xs: list[float], ys: list[float]) -> dict:
+    """Least-squares line through (xs, ys) with its coefficient of determination."""
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+    intercept = mean_y - slope * mean_x
+    residual = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys))
+    total = sum((y - mean_y) ** 2 for y in ys)
+    return {"slope": slope, "intercept": intercept, "r2": 1 - residual / total if total else 1.0}

@@ -12,7 +12,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from adapters.bench import format_report, run_benchmark
+from adapters.bench_report import format_suite
+from adapters.bench_suite import SIZES, BenchSize, run_suite
 from adapters.config import TrainConfig
 from adapters.data import ColumnMap
 from adapters.deploy import merge_versions
@@ -52,12 +53,12 @@ def run_demo(
     config: TrainConfig | None = None,
     base: str | None = None,
     bench: bool = True,
-    bench_rows: tuple[int, int] = (256, 512),
+    bench_size: BenchSize = SIZES["demo"],
     echo=print,
 ) -> dict:
     """Run the whole product path and return its report: versions, aliases, quality matrix, benchmark.
 
-    `bench_rows` gives the training and scored row counts of the benchmark step.
+    `bench_size` sets how much the benchmark step measures.
     """
     out_dir = Path(out_dir)
     config = config or TrainConfig()
@@ -97,8 +98,8 @@ def run_demo(
 
     bench_results = None
     if bench:
-        bench_results = run_benchmark(increments[0], columns, train_rows=bench_rows[0], inference_rows=bench_rows[1], base=base, config=config)
-        echo("8. Benchmark:\n" + format_report(bench_results))
+        bench_results = run_suite(increments[0], columns, bench_size, base=base, config=config, command="adapters demo")
+        echo("8. Benchmark:\n" + format_suite(bench_results))
 
     report = {"data": str(data_path), "increments": [str(p) for p in increments], "versions": versions,
               "aliases": registry.aliases(), "alias_history": registry.alias_history(), "matrix": matrix, "bench": bench_results}
@@ -118,5 +119,5 @@ def _report_markdown(report: dict) -> str:
     for metric in ("accuracy", "macro_f1", "ndcg@10"):
         sections += [f"## Validation {metric}", "", format_matrix(report["matrix"], metric), ""]
     if report["bench"]:
-        sections += ["## Benchmark", "", format_report(report["bench"])]
+        sections += ["## Benchmark", "", format_suite(report["bench"])]
     return "\n".join(sections)

@@ -1,17 +1,20 @@
 """Regenerate benchmarks/RESULTS.md from the real Home Depot data.
 
-The run splits the file by product_uid into increments, as if new products arrived over time, and
-trains one adapter per increment (LoRA and AdaLoRA alternating). It merges them and evaluates every
-version and merge on every increment's validation part next to the majority-class baseline. Then
-it measures training, inference and merge throughput against the plain baseline loop. It calls the same library
-functions as `adapters demo` and `adapters bench`.
+Two parts, each saved in RESULTS.json and rendered into RESULTS.md together:
 
-    .venv/bin/python benchmarks/run_benchmarks.py --epochs 4 --merge 1,3   # the run behind RESULTS.md
-    .venv/bin/python benchmarks/run_benchmarks.py --quick                   # a smaller run, a few minutes
+- quality: split the file by product_uid into increments, as if new products arrived over time,
+  train one adapter per increment (LoRA and AdaLoRA alternating), merge them and evaluate every
+  version and merge on every increment's validation part next to the majority class;
+- speed: the suite of `adapters bench` (a whole increment trained by the baseline loop and by our
+  path, settings, scaling, inference, scoring, memory, merging) on the first third of the file.
+
+    .venv/bin/python benchmarks/run_benchmarks.py --only speed              # the full speed suite, about an hour
+    .venv/bin/python benchmarks/run_benchmarks.py --only quality --epochs 4 --merge 1,3
+    .venv/bin/python benchmarks/run_benchmarks.py --quick                   # both parts, small, a few minutes
 
 With --reuse, the versions already trained in the work folder's registry are kept (only when their
-increments match this run's settings), so evaluation and benchmarks can be repeated without
-training again; the page then states that.
+increments match this run's settings); the page then states that. --render only rewrites the page
+from RESULTS.json.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
-from adapters.base import resolve_base
-from adapters.bench import format_merge_scaling, format_report, merge_scaling, run_benchmark
+from adapters.bench_report import format_suite, write_plots
+from adapters.bench_suite import SIZES, run_suite
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.deploy import merge_versions
@@ -43,20 +46,20 @@ logger = logging.getLogger("run_benchmarks")
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"Home Depot train.csv (default: {DEFAULT_DATA})")
+    parser.add_argument("--only", choices=("quality", "speed"), help="run one part and keep the other's stored results")
     parser.add_argument("--parts", type=int, default=3, help="increments to train (default: 3)")
     parser.add_argument("--rows-per-part", type=int, default=4000, help="rows kept from each increment (default: 4000)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per increment (default: 3)")
     parser.add_argument("--merge", action="append", default=[], metavar="IDS",
                         help="an extra merge to evaluate, as comma-separated version ids with equal weights; repeatable")
-    parser.add_argument("--train-rows", type=int, default=1000, help="rows in the training throughput benchmark (default: 1000)")
-    parser.add_argument("--inference-rows", type=int, default=2000, help="rows in the inference throughput benchmark (default: 2000)")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work", help="scratch folder (default: benchmarks/work)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="page to write")
     parser.add_argument("--reuse", action="store_true", help="keep versions already trained in the work folder")
-    parser.add_argument("--quick", action="store_true", help="2 increments of 600 rows, 2 epochs, 256/512 benchmark rows")
+    parser.add_argument("--quick", action="store_true", help="2 increments of 600 rows, 2 epochs, and the quick speed suite")
+    parser.add_argument("--render", action="store_true", help="only rewrite the page from the stored JSON")
     args = parser.parse_args()
     if args.quick:
-        args.parts, args.rows_per_part, args.epochs, args.train_rows, args.inference_rows = 2, 600, 2, 256, 512
+        args.parts, args.rows_per_part, args.epochs = 2, 600, 2
     return args
 
 
@@ -68,7 +71,8 @@ def train_versions(args, columns) -> tuple[list[Path], list[int], bool]:
         versions = [v.id for v in open_registry(registry_root).versions() if v.manifest.get("data")]
         if len(versions) == args.parts:
             return increments, versions, True
-    shutil.rmtree(args.work, ignore_errors=True)
+    shutil.rmtree(args.work / "registry", ignore_errors=True)
+    shutil.rmtree(args.work / "increments", ignore_errors=True)
     increments = split_file(args.data, args.work / "increments", by="product_uid", parts=args.parts,
                             encoding=columns.encoding, max_rows=args.rows_per_part)
     versions = []
@@ -78,16 +82,8 @@ def train_versions(args, columns) -> tuple[list[Path], list[int], bool]:
     return increments, versions, False
 
 
-def main() -> int:
-    args = parse_arguments()
-    if not args.data.is_file():
-        print(f"run_benchmarks: error: data file {args.data} not found; pass --data PATH", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    command = "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/run_benchmarks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def quality_part(args, columns, command: str) -> dict:
     started = time.perf_counter()
-    columns = column_map("homedepot")
-
     increments, versions, reused = train_versions(args, columns)
     registry_root = args.work / "registry"
     registry = open_registry(registry_root)
@@ -98,51 +94,75 @@ def main() -> int:
         out_dir = args.work / f"merged-{index}"
         merge_versions(registry_root, refs, out_dir, force=True)
         targets[name] = load_merged_model(out_dir)
-    matrix = quality_matrix(targets, increments, columns)
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command, "reused_versions": reused,
+            "parts": args.parts, "rows_per_part": args.rows_per_part, "epochs": args.epochs, "versions": versions, "merges": merges,
+            "matrix": quality_matrix(targets, increments, columns), "elapsed_s": time.perf_counter() - started}
 
-    bench = run_benchmark(increments[0], columns, train_rows=args.train_rows, inference_rows=args.inference_rows,
-                          config=replace(TrainConfig(), epochs=1), command=command)
-    scaling = merge_scaling(resolve_base(None), list(bench["labels"]), counts=(2, 8) if args.quick else (2, 8, 32))
-    report = {"command": command, "reused_versions": reused, "versions": versions, "merges": merges, "matrix": matrix,
-              "bench": bench, "merge_scaling": scaling, "elapsed_s": time.perf_counter() - started}
-    args.results.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    args.results.write_text(results_page(report, args, registry))
-    print(f"wrote {args.results} in {report['elapsed_s'] / 60:.1f} min")
+
+def speed_part(args, columns, command: str, save) -> dict:
+    # The whole first third of the file, so the size scaling has 8,000 training rows to draw from.
+    data = split_file(args.data, args.work / "speed", by="product_uid", parts=3, encoding=columns.encoding, force=True)[0]
+    return run_suite(data, columns, SIZES["quick" if args.quick else "full"], command=command, checkpoint=save)
+
+
+def main() -> int:
+    args = parse_arguments()
+    json_path = args.results.with_suffix(".json")
+    stored = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    if not args.render:
+        if not args.data.is_file():
+            print(f"run_benchmarks: error: data file {args.data} not found; pass --data PATH", file=sys.stderr)
+            return 2
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        command = "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/run_benchmarks.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        columns = column_map("homedepot")
+
+        def save(part: str, value: dict) -> None:
+            stored[part] = value
+            json_path.write_text(json.dumps(stored, indent=2, default=str) + "\n")
+
+        if args.only in (None, "quality"):
+            save("quality", quality_part(args, columns, command))
+        if args.only in (None, "speed"):
+            save("speed", speed_part(args, columns, command, lambda results: save("speed", results)))
+    if "speed" in stored:
+        write_plots(stored["speed"], args.results.parent / "plots")
+    args.results.write_text(results_page(stored))
+    print(f"wrote {args.results}")
     return 0
 
 
-def results_page(report: dict, args, registry) -> str:
-    matrix = report["matrix"]
-    trained = "reused from an earlier run of the same command in the same work folder" if report["reused_versions"] else "trained in this run"
+def results_page(stored: dict) -> str:
+    lines = ["# Measured results", "", "Regenerated from RESULTS.json by `benchmarks/run_benchmarks.py`; each part states the command "
+             "and date of the run that measured it.", ""]
+    if "speed" in stored:
+        lines += ["## Speed", "", format_suite(stored["speed"]), "![training throughput](plots/training-throughput.png)",
+                  "![time against increment size](plots/increment-size.png)", "![merge time](plots/merge-time.png)", ""]
+    if "quality" in stored:
+        lines += quality_lines(stored["quality"])
+    return "\n".join(lines)
+
+
+def quality_lines(quality: dict) -> list[str]:
+    matrix = quality["matrix"]
+    trained = "reused from an earlier run of the same command in the same work folder" if quality["reused_versions"] else "trained in this run"
     lines = [
-        "# Measured results",
-        "",
-        f"Produced by `{report['command']}` in {report['elapsed_s'] / 60:.1f} minutes; the versions were {trained}, "
-        "and every other number below comes from this one run.",
-        "",
-        "## Quality on real data",
-        "",
-        f"Data: the Home Depot search relevance file, sorted by `product_uid` and cut into {args.parts} increments, keeping "
-        f"the first {args.rows_per_part} rows of each. Versions {', '.join(map(str, report['versions']))} were trained on "
-        f"increments 1 to {args.parts} ({args.epochs} epochs each, LoRA and AdaLoRA alternating, every other option at its "
-        "default). Each cell is measured on that increment's validation part, whose queries never appear in training.",
-        "",
+        "## Quality on real data", "",
+        f"Measured {quality['date']} in {quality['elapsed_s'] / 60:.1f} minutes with `{quality['command']}`; the versions were {trained}.", "",
+        f"Data: the Home Depot search relevance file, sorted by `product_uid` and cut into {quality['parts']} increments, keeping "
+        f"the first {quality['rows_per_part']} rows of each. Versions {', '.join(map(str, quality['versions']))} were trained on "
+        f"increments 1 to {quality['parts']} ({quality['epochs']} epochs each, LoRA and AdaLoRA alternating, every other option at its "
+        "default). Each cell is measured on that increment's validation part, whose queries never appear in training.", "",
     ]
     for metric in ("accuracy", "macro_f1", "ndcg@10"):
         lines += [f"### Validation {metric}", "", format_matrix(matrix, metric), ""]
     lines += ["### Merged models against the majority class", ""]
-    for name in report["merges"]:
+    for name in quality["merges"]:
         margins = [matrix[name][p]["accuracy"] - matrix[name][p]["majority_baseline_accuracy"] for p in matrix[name]]
         verdict = "beats" if all(m > 0 for m in margins) else "does not beat"
         described = ", ".join(f"{m * 100:+.1f}" for m in margins)
         lines.append(f"- `{name}` {verdict} the majority class on every increment (accuracy margins in points: {described}).")
-    lines += ["", "## Throughput", "", format_report(report["bench"])]
-    lines += ["", "## Merge time", "",
-              "End-to-end `merge_versions` time in seconds (reading and verifying the versions, loading the base, the arithmetic, "
-              "writing the folder or publishing the adapter), with the arithmetic alone in brackets. The adapters are random LoRA "
-              "adapters of rank 8 on query and value with a head and pooler, published to a scratch registry; SVD keeps rank 8.", "",
-              format_merge_scaling(report["merge_scaling"])]
-    return "\n".join(lines)
+    return lines + [""]
 
 
 if __name__ == "__main__":

@@ -1,33 +1,105 @@
-"""The benchmark and the demo on a tiny base: every figure is present, positive and consistent."""
+"""The benchmark suite and the demo on a tiny base: every section present, every figure consistent."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from adapters.bench import format_report, run_benchmark
+import pytest
+from transformers import BertConfig
+
+from adapters.bench import layer_flop, linear_fit, paired_accuracy_gap, training_flop
+from adapters.bench_report import PLOTS, format_suite, write_plots
+from adapters.bench_suite import BenchSize, run_suite
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.demo import run_demo
 from adapters.errors import AdaptersError
 
+TINY = BenchSize("tiny", rows=48, epochs=1, validation_rows=24, scaling_rows=(16, 32, 48), thread_rows=32, precision_steps=1,
+                 inference_rows=40, inference_repeats=2, scoring_repeats=1, registry_sizes=(1, 3), memory_rows=24, merge_counts=(2,))
 
-def test_benchmark_reports_ratios_against_baseline(tiny_bert, increment_csv):
-    results = run_benchmark(increment_csv, column_map("homedepot"), train_rows=48, inference_rows=40, base=str(tiny_bert),
-                            config=TrainConfig(batch_size=16, max_length=32), command="adapters bench --test")
 
-    training = results["training"]
-    assert training["baseline"]["samples"] == 48
-    assert training["ours"]["samples"] == 48
-    assert training["baseline"]["padding_share"] > 0.5
-    assert training["speedup_samples_per_s"] == pytest.approx(training["ours"]["samples_per_s"] / training["baseline"]["samples_per_s"])
-    assert set(results["inference"]) == {"base", "adapter (unmerged)", "merged", "merged, transformers pipeline"}
-    assert results["inference"]["base"]["ratio_to_base"] == pytest.approx(1.0)
-    assert all(entry["samples_per_s"] > 0 for entry in results["inference"].values())
-    assert results["merge"]["elapsed_s"] > 0
+def test_layer_flop_counts_projections_feed_forward_and_attention():
+    config = BertConfig(hidden_size=4, intermediate_size=8, num_hidden_layers=2, num_attention_heads=1)
+    # Per row of n tokens: n * (8 * 4 * 4 + 4 * 4 * 8) + 4 * n * n * 4 = 256 n + 16 n^2.
+    assert layer_flop([2, 3], config) == 576 + 912
 
-    report = format_report(results)
+
+def test_training_flop_counts_backward_from_lowest_adapter_layer():
+    config = BertConfig(hidden_size=4, intermediate_size=8, num_hidden_layers=4, num_attention_heads=1)
+    per_layer = layer_flop([5], config)
+    assert training_flop([5], config, TrainConfig(epochs=2), cached=False) == 2 * (4 + 4) * per_layer
+    frozen = TrainConfig(epochs=2, freeze_layers=1)
+    assert training_flop([5], config, frozen, cached=False) == 2 * (4 + 3) * per_layer
+    assert training_flop([5], config, frozen, cached=True) == 2 * (3 + 3) * per_layer + per_layer
+
+
+def test_linear_fit_recovers_a_line_and_scores_scatter():
+    exact = linear_fit([1, 2, 4, 8], [3.0, 5.0, 9.0, 17.0])
+    assert exact["slope"] == pytest.approx(2.0) and exact["intercept"] == pytest.approx(1.0) and exact["r2"] == pytest.approx(1.0)
+    assert linear_fit([1, 2, 3, 4], [1.0, 3.0, 1.0, 3.0])["r2"] == pytest.approx(0.2)
+
+
+def test_paired_accuracy_gap_in_points_with_interval():
+    truth = [0, 1] * 50
+    gap = paired_accuracy_gap(list(truth), [0] * 100, truth)
+    assert gap["gap_points"] == pytest.approx(50.0)
+    assert gap["low_points"] < 50.0 < gap["high_points"]
+    assert paired_accuracy_gap(truth, truth, truth) == {"gap_points": 0.0, "low_points": 0.0, "high_points": 0.0, "rows": 100}
+
+
+@pytest.fixture(scope="module")
+def suite_results(tiny_bert, tmp_path_factory):
+    from conftest import synthetic_rows, write_homedepot_csv
+
+    data = write_homedepot_csv(tmp_path_factory.mktemp("bench") / "increment.csv", synthetic_rows(120))
+    return run_suite(data, column_map("homedepot"), TINY, base=str(tiny_bert), config=TrainConfig(batch_size=8, max_length=32),
+                     command="adapters bench --test")
+
+
+def test_suite_compares_whole_increment_runs_with_baselines(suite_results):
+    increment = suite_results["increment"]
+    runs = increment["runs"]
+
+    assert set(runs) == {"baseline, LoRA", "ours, LoRA", "baseline, AdaLoRA", "ours, AdaLoRA", "ours, LoRA, --freeze-layers 1, cached"}
+    assert all(run["samples"] == 48 for run in runs.values())
+    assert runs["baseline, LoRA"]["padding_share"] > 0.5
+    for item in increment["comparisons"]:
+        assert item["speedup"] == pytest.approx(runs[item["baseline"]]["wall_s"] / runs[item["ours"]]["wall_s"])
+        expected_gap = 100 * (runs[item["ours"]]["accuracy"] - runs[item["baseline"]]["accuracy"])
+        assert item["gap_points"] == pytest.approx(expected_gap, abs=1e-6)
+    assert all(run["gflops"] > 0 for run in runs.values())
+
+
+def test_suite_measures_every_other_section(suite_results):
+    assert [row["threads"] for row in suite_results["threads"]] == sorted({1, suite_results["machine"]["usable_cpus"],
+                                                                           int(suite_results["machine"]["torch_threads"])})
+    assert suite_results["precision"]["bf16_step_s"] > 0
+    assert [p["rows"] for p in suite_results["scaling"]["points"]] == [16, 32, 48]
+    models = suite_results["inference"]["models"]
+    assert models["base"]["ratio_to_base"] == {"median": 1.0, "min": 1.0, "max": 1.0}
+    assert set(models) == {"base", "merged", "adapter (unmerged)"}
+    assert set(suite_results["inference"]["scoring"]) == {"adapters score", "transformers pipeline"}
+    assert [p["versions"] for p in suite_results["registry_memory"]] == [1, 3]
+    assert all(p["peak_rss_mb"] > 50 for p in suite_results["registry_memory"])
+    assert [row["adapters"] for row in suite_results["merge_scaling"]] == [2, 2, 2]
+    json.dumps(suite_results)
+
+
+def test_suite_report_and_plots(suite_results, tmp_path):
+    report = format_suite(suite_results)
     assert "adapters bench --test" in report
-    assert results["machine"]["torch"] in report
+    assert suite_results["machine"]["torch"] in report
+    assert "| ours, LoRA | baseline, LoRA |" in report
+
+    written = write_plots(suite_results, tmp_path)
+    assert [path.name for path in written] == list(PLOTS)
+    assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
+
+
+def test_suite_refuses_data_too_small_for_the_size(tiny_bert, increment_csv):
+    with pytest.raises(AdaptersError, match="the big benchmark needs 8000; pass a larger --data or use --quick"):
+        run_suite(increment_csv, column_map("homedepot"), BenchSize("big", rows=4000, epochs=1, validation_rows=10), base=str(tiny_bert))
 
 
 def test_demo_runs_whole_path_on_tiny_base(tiny_bert, increment_csv, tmp_path):

@@ -1,0 +1,207 @@
+"""Render the benchmark suite's results as markdown and PNG plots; nothing here measures."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PLOTS = ("training-throughput.png", "increment-size.png", "merge-time.png")
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "missed"
+
+
+def format_suite(results: dict) -> str:
+    """Render the suite's results as a markdown section; sections missing from `results` are left out."""
+    machine, size = results["machine"], results["size"]
+    flags = ", ".join(machine["cpu_flags"]) or "none of " + ", ".join(("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
+    lines = [
+        f"Measured {results['date']} in {results.get('elapsed_s', 0) / 60:.1f} minutes with `{results['command']}` ({size['name']} size).",
+        "",
+        f"Machine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, {machine['torch_threads']} torch threads, "
+        f"CPU flags: {flags}; {machine['platform']}.",
+        f"Software: Python {machine['python']}, torch {machine['torch']}, transformers {machine['transformers']}, peft {machine['peft']}, "
+        f"accelerate {machine['accelerate']}, datasets {machine['datasets']}, adapters {machine['adapters']}.",
+        f"Data: `{results['data']['path']}` ({results['data']['fingerprint'][:19]}), {results['data']['train_rows']} training rows, "
+        f"validation capped at {results['data']['validation_rows']} rows.",
+        "",
+    ]
+    if "increment" in results:
+        lines += _increment_lines(results)
+    if "threads" in results:
+        lines += _settings_lines(results)
+    if "scaling" in results:
+        lines += _scaling_lines(results["scaling"])
+    if "inference" in results:
+        lines += _inference_lines(results)
+    if results.get("registry_memory"):
+        lines += ["### Training peak memory as the registry grows", "",
+                  "Peak resident memory of a child process that trains one epoch and publishes into a registry already holding N versions.", "",
+                  "| versions in the registry | peak memory (MB) | time (s) |", "| --- | --- | --- |"]
+        lines += [f"| {p['versions']} | {p['peak_rss_mb']:.0f} | {p['elapsed_s']:.1f} |" for p in results["registry_memory"]]
+        first, last = results["registry_memory"][0], results["registry_memory"][-1]
+        lines += ["", f"From {first['versions']} to {last['versions']} versions the peak changes by {last['peak_rss_mb'] - first['peak_rss_mb']:+.0f} MB "
+                  f"({(last['peak_rss_mb'] / first['peak_rss_mb'] - 1) * 100:+.1f}%).", ""]
+    if "merge_scaling" in results:
+        lines += ["### Merge time against the number of adapters", "",
+                  "End-to-end `merge_versions` seconds (reading and verifying the versions, loading the base, the arithmetic, writing), "
+                  "the arithmetic alone in brackets; random rank-8 LoRA adapters on query and value, SVD keeps rank 8.", "",
+                  format_merge_scaling(results["merge_scaling"])]
+    return "\n".join(lines) + "\n"
+
+
+def _increment_lines(results: dict) -> list[str]:
+    increment, targets = results["increment"], results["targets"]
+    peak = results.get("matmul_peak", {}).get("gflops")
+    lines = [
+        f"### One increment: {increment['rows']} rows, {increment['epochs']} epochs", "",
+        "Wall time covers everything a run does: tokenising, building the frozen-prefix cache, training and the validation "
+        f"pass after every epoch ({increment['validation_rows']} rows). GFLOP/s counts training work on non-padding tokens only "
+        "(forward through every layer that runs, backward from the lowest adapter layer up at one forward's cost)"
+        + (f"; this machine's measured float32 matrix-multiply peak is {peak:.0f} GFLOP/s." if peak else "."), "",
+        "| run | wall time (s) | samples/s | GFLOP/s | share of peak | validation accuracy | best epoch |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, run in increment["runs"].items():
+        share = f"{run['gflops'] / peak:.1%}" if peak else "n/a"
+        lines.append(f"| {name} | {run['wall_s']:.1f} | {run['samples_per_s']:.1f} | {run['gflops']:.1f} | {share} | "
+                     f"{run['accuracy']:.4f} | {run['best_epoch']} |")
+    lines += ["", f"Targets: at least {targets['speedup']:.0f}x lower wall time than the baseline, with validation accuracy no more "
+              f"than {targets['gap_points']} points below it. The bracket is a 95% paired bootstrap interval of the accuracy gap over the "
+              "validation rows: the gap the validation sample alone can produce.", "",
+              "| ours | baseline | wall-time speedup | accuracy gap (points) | target |", "| --- | --- | --- | --- | --- |"]
+    for item in increment["comparisons"]:
+        lines.append(f"| {item['ours']} | {item['baseline']} | {item['speedup']:.2f}x | {item['gap_points']:+.2f} "
+                     f"[{item['low_points']:+.2f}, {item['high_points']:+.2f}] | {_verdict(item['met'])} |")
+    seeds = [run for name, run in increment["runs"].items() if name.startswith("ours, LoRA") and not run["freeze_layers"]]
+    if len(seeds) > 1:
+        accuracies = [run["accuracy"] for run in seeds]
+        lines += ["", f"Seed spread of our LoRA run ({', '.join(str(run['seed']) for run in seeds)}): accuracy from {min(accuracies):.4f} "
+                  f"to {max(accuracies):.4f}, {100 * (max(accuracies) - min(accuracies)):.2f} points apart."]
+    return lines + [""]
+
+
+def _settings_lines(results: dict) -> list[str]:
+    lines = ["### Settings chosen from measurement", "", "| torch threads | training samples/s | base inference samples/s |", "| --- | --- | --- |"]
+    lines += [f"| {row['threads']} | {row['training_samples_per_s']:.1f} | {row['inference_samples_per_s']:.1f} |" for row in results["threads"]]
+    best = max(results["threads"], key=lambda row: row["training_samples_per_s"])
+    lines += ["", f"Fastest training with {best['threads']} threads; torch's default here is {results['machine']['torch_threads']}."]
+    precision = results.get("precision")
+    if precision:
+        lines += [f"bfloat16 autocast: {precision['bf16_step_s']:.2f} s per training step against {precision['fp32_step_s']:.2f} s in float32 "
+                  f"({precision['bf16_to_fp32_time']:.1f}x the time, {precision['steps']} steps of {precision['batch_size']} rows each)."]
+        if precision["bf16_to_fp32_time"] > 1:
+            lines.append("It is slower here, so float32 stays the default and no bfloat16 accuracy run is needed to decide.")
+    return lines + [""]
+
+
+def _scaling_lines(scaling: dict) -> list[str]:
+    lines = ["### Cost against increment size", "", "Our default path, one epoch, the same validation rows each time.", "",
+             "| rows | wall time (s) | training time (s) | training ms per row |", "| --- | --- | --- | --- |"]
+    lines += [f"| {p['rows']} | {p['wall_s']:.1f} | {p['train_s']:.1f} | {1000 * p['train_s'] / p['rows']:.1f} |" for p in scaling["points"]]
+    if "wall_fit" in scaling:
+        fit = scaling["wall_fit"]
+        lines += ["", f"A line fits the wall time with R² = {fit['r2']:.4f}: {1000 * fit['slope']:.1f} s per 1,000 rows plus "
+                  f"{fit['intercept']:.1f} s fixed. Training time per row at the largest size is "
+                  f"{scaling['train_s_per_row_last_to_first']:.2f}x that at the smallest."]
+    return lines + [""]
+
+
+def _inference_lines(results: dict) -> list[str]:
+    inference, targets = results["inference"], results["targets"]
+    peak = results.get("matmul_peak", {}).get("gflops")
+    models = inference["models"]
+    lines = [f"### Inference and batch scoring ({inference['rows']} rows)", "",
+             f"Passes interleaved (base, merged, unmerged, base, ...); median samples/s with the range over {models['base']['passes']} passes, "
+             "and the median of the per-pass ratios.", "",
+             "| model | samples/s (median) | range | ratio to base (median, range) | GFLOP/s | share of peak |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, entry in models.items():
+        ratio = entry["ratio_to_base"]
+        share = f"{entry['gflops'] / peak:.1%}" if peak else "n/a"
+        lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['min_samples_per_s']:.1f} to {entry['max_samples_per_s']:.1f} | "
+                     f"{ratio['median']:.3f}x ({ratio['min']:.3f} to {ratio['max']:.3f}) | {entry['gflops']:.1f} | {share} |")
+    merged = models["merged"]["ratio_to_base"]["median"]
+    lines += ["", f"Merged against base: {merged:.3f}x, target {targets['merged_ratio']}x: {_verdict(merged >= targets['merged_ratio'])}.", "",
+              "| batch scoring, end to end | rows/s (median) | range | ratio to pipeline (median, range) |", "| --- | --- | --- | --- |"]
+    for name, entry in inference["scoring"].items():
+        ratio = entry["ratio_to_pipeline"]
+        lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['min_samples_per_s']:.1f} to {entry['max_samples_per_s']:.1f} | "
+                     f"{ratio['median']:.2f}x ({ratio['min']:.2f} to {ratio['max']:.2f}) |")
+    scoring = inference["scoring"]["adapters score"]["ratio_to_pipeline"]["median"]
+    lines += ["", f"Batch scoring against `transformers.pipeline` on the same merged folder: {scoring:.2f}x, target "
+              f"{targets['scoring_ratio']}x: {_verdict(scoring >= targets['scoring_ratio'])}.", ""]
+    return lines
+
+
+def format_merge_scaling(rows: list[dict]) -> str:
+    """Render merge timings as a markdown table: adapters by output form, end-to-end seconds."""
+    forms = list(dict.fromkeys(row["form"] for row in rows))
+    counts = list(dict.fromkeys(row["adapters"] for row in rows))
+    lookup = {(row["adapters"], row["form"]): row for row in rows}
+    lines = ["| adapters | " + " | ".join(f"{form} (s, arithmetic s)" for form in forms) + " |", "| --- |" + " --- |" * len(forms)]
+    for count in counts:
+        cells = [f"{lookup[(count, form)]['elapsed_s']:.2f} ({lookup[(count, form)]['merge_s']:.2f})" for form in forms]
+        lines.append(f"| {count} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(results: dict, out_dir: str | Path) -> list[Path]:
+    """Draw throughput per configuration, time against increment size and merge time against adapters.
+
+    Needs matplotlib (the `plots` extra); without it, returns an empty list and logs why.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed, so no plots were drawn; install the plots extra: pip install 'increment-adapters[plots]'")
+        return []
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "increment" in results:
+        runs = results["increment"]["runs"]
+        figure, axis = plt.subplots(figsize=(8, 4))
+        names = list(runs)
+        axis.barh(names, [runs[name]["samples_per_s"] for name in names], color=["#999999" if runs[n]["kind"] == "baseline" else "#1f77b4" for n in names])
+        axis.invert_yaxis()
+        axis.set_xlabel("training samples/s")
+        axis.set_title(f"Training throughput, {results['increment']['rows']} rows x {results['increment']['epochs']} epochs")
+        written.append(_save(figure, out_dir / PLOTS[0]))
+    if results.get("scaling", {}).get("points"):
+        points = results["scaling"]["points"]
+        figure, axis = plt.subplots(figsize=(6, 4))
+        axis.plot([p["rows"] for p in points], [p["wall_s"] for p in points], "o-", label="wall time")
+        axis.plot([p["rows"] for p in points], [p["train_s"] for p in points], "s--", label="training time")
+        axis.set_xlabel("rows in the increment")
+        axis.set_ylabel("seconds (one epoch)")
+        axis.set_title("Cost against increment size")
+        axis.legend()
+        written.append(_save(figure, out_dir / PLOTS[1]))
+    if results.get("merge_scaling"):
+        rows = results["merge_scaling"]
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for form in dict.fromkeys(row["form"] for row in rows):
+            mine = [row for row in rows if row["form"] == form]
+            axis.plot([row["adapters"] for row in mine], [row["elapsed_s"] for row in mine], "o-", label=form)
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("adapters merged")
+        axis.set_ylabel("seconds, end to end")
+        axis.set_title("Merge time against the number of adapters")
+        axis.legend()
+        written.append(_save(figure, out_dir / PLOTS[2]))
+    return written
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path

@@ -1,0 +1,279 @@
+"""The benchmark suite behind `adapters bench` and benchmarks/RESULTS.md.
+
+One run measures, on one data file and in one process (plus short child processes for peak
+memory): the machine's matrix-multiply peak, thread counts, bfloat16 against float32, a whole
+increment trained by the baseline loop and by our path (LoRA, AdaLoRA, frozen prefix with the
+cache), the cost of increments of growing size, inference of the base against the merged model,
+batch scoring against `transformers.pipeline`, training peak memory as the registry grows, and merge
+time against the number of adapters. The results are one JSON-ready dict, saved after each section.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import datasets
+import torch
+
+from adapters.base import fingerprint_model, load_classifier, load_tokenizer, resolve_base
+from adapters.bench import (
+    baseline_run,
+    layer_flop,
+    linear_fit,
+    machine_facts,
+    matmul_peak,
+    model_config_of,
+    our_run,
+    paired_accuracy_gap,
+    precision_step_times,
+    thread_scan,
+    token_lengths,
+    training_flop,
+)
+from adapters.bench_inference import inference_comparison, merge_scaling, publish_random_adapters, scoring_comparison
+from adapters.config import TrainConfig
+from adapters.data import ColumnMap, column_map, load_increment
+from adapters.deploy import merge_versions
+from adapters.errors import AdaptersError
+from adapters.workflow import LoadedTarget, load_merged_model, load_version_model, open_registry, publish_result
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchSize:
+    """How much work each section of the suite does."""
+
+    name: str
+    rows: int
+    epochs: int
+    validation_rows: int
+    extra_seeds: tuple[int, ...] = ()
+    scaling_rows: tuple[int, ...] = (1000, 2000, 4000, 8000)
+    thread_rows: int = 512
+    precision_steps: int = 2
+    inference_rows: int = 2000
+    inference_repeats: int = 5
+    scoring_repeats: int = 3
+    registry_sizes: tuple[int, ...] = (1, 10, 50)
+    memory_rows: int = 300
+    merge_counts: tuple[int, ...] = (2, 8, 32)
+
+
+SIZES = {
+    "quick": BenchSize("quick", rows=320, epochs=1, validation_rows=256, scaling_rows=(250, 500, 1000, 2000), thread_rows=256,
+                       inference_rows=600, inference_repeats=3, scoring_repeats=2, registry_sizes=(1, 50), memory_rows=160,
+                       merge_counts=(2, 8)),
+    "full": BenchSize("full", rows=4000, epochs=3, validation_rows=1000, extra_seeds=(43,)),
+    # The last step of `adapters demo`: the increment comparison and inference only.
+    "demo": BenchSize("demo", rows=256, epochs=1, validation_rows=128, scaling_rows=(), thread_rows=0, precision_steps=0,
+                      inference_rows=512, inference_repeats=2, scoring_repeats=1, registry_sizes=(), merge_counts=()),
+}
+
+# Our path must beat the baseline's wall time by this factor on a whole increment, at an accuracy
+# no more than TARGET_GAP_POINTS below the baseline's.
+TARGET_SPEEDUP = 6.0
+TARGET_GAP_POINTS = 0.5
+TARGET_MERGED_RATIO = 0.98
+TARGET_SCORING_RATIO = 2.0
+
+_MEMORY_CHILD = """
+import json, resource, sys, time
+from adapters.config import TrainConfig
+from adapters.data import column_map
+from adapters.workflow import train_increment
+registry, data, base, config = sys.argv[1], sys.argv[2], sys.argv[3] or None, json.loads(sys.argv[4])
+started = time.perf_counter()
+version = train_increment(registry, data, column_map(text="text", text_pair="text_pair", label="label"),
+                          TrainConfig.from_dict(config), base=base, force=True)
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "elapsed_s": time.perf_counter() - started, "version": version.id}))
+"""
+
+
+def run_suite(
+    data_path: str | Path,
+    columns: ColumnMap,
+    size: BenchSize,
+    *,
+    base: str | None = None,
+    config: TrainConfig | None = None,
+    command: str | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
+) -> dict:
+    """Run every section on `data_path` and return the results; `checkpoint` gets them after each section."""
+    config = replace(config or TrainConfig(), epochs=size.epochs)
+    increment = load_increment(data_path, columns, validation_fraction=config.validation_fraction)
+    needed = max(size.rows, *size.scaling_rows) if size.scaling_rows else size.rows
+    if len(increment.train) < needed:
+        raise AdaptersError(
+            f"data file {str(data_path)!r} has {len(increment.train)} training rows; the {size.name} benchmark needs {needed}; "
+            "pass a larger --data or use --quick"
+        )
+    spec = resolve_base(base)
+    tokenizer = load_tokenizer(spec)
+    labels = increment.labels
+    train = increment.train.shuffle(seed=config.seed)
+    validation = increment.validation.select(range(min(size.validation_rows, len(increment.validation))))
+    model_config = model_config_of(spec)
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command or " ".join(shlex.quote(arg) for arg in sys.argv),
+        "size": asdict(size),
+        "machine": machine_facts(),
+        "data": {"path": str(data_path), "fingerprint": increment.fingerprint, "train_rows": len(increment.train),
+                 "validation_rows": len(validation)},
+        "config": config.to_dict(),
+        "labels": labels,
+        "targets": {"speedup": TARGET_SPEEDUP, "gap_points": TARGET_GAP_POINTS, "merged_ratio": TARGET_MERGED_RATIO,
+                    "scoring_ratio": TARGET_SCORING_RATIO},
+    }
+    started = time.perf_counter()
+
+    def section(name: str, value) -> None:
+        results[name] = value
+        results["elapsed_s"] = time.perf_counter() - started
+        if checkpoint:
+            checkpoint(results)
+
+    section("matmul_peak", matmul_peak())
+    if size.thread_rows:
+        counts = sorted({1, results["machine"]["usable_cpus"], torch.get_num_threads()})
+        section("threads", thread_scan(spec, tokenizer, train.select(range(min(size.thread_rows, len(train)))),
+                                       validation.select(range(min(128, len(validation)))), labels, replace(config, epochs=1), counts))
+    if size.precision_steps:
+        section("precision", precision_step_times(spec, tokenizer, train, labels, config, size.precision_steps))
+    increment_results, lora_result = _increment_section(spec, tokenizer, train.select(range(size.rows)), validation, labels, config,
+                                                        model_config, size)
+    section("increment", increment_results)
+    if size.scaling_rows:
+        section("scaling", _scaling_section(spec, tokenizer, train, validation, labels, config, size))
+    section("inference", _inference_section(spec, tokenizer, increment, lora_result, labels, config, model_config, size, base))
+    if size.registry_sizes:
+        section("registry_memory", _memory_section(spec, train, validation, labels, config, size, base))
+    if size.merge_counts:
+        section("merge_scaling", merge_scaling(spec, labels, counts=size.merge_counts))
+    return results
+
+
+def _increment_section(spec, tokenizer, train, validation, labels, config, model_config, size):
+    """Train one increment with the baseline and with our path, per method, and compare wall time and accuracy."""
+    frozen = min(3, model_config.num_hidden_layers - 1)
+    lengths = token_lengths(train, tokenizer, config.max_length)
+    plans = [
+        ("baseline, LoRA", "baseline", replace(config, method="lora")),
+        ("ours, LoRA", "ours", replace(config, method="lora")),
+        ("baseline, AdaLoRA", "baseline", replace(config, method="adalora")),
+        ("ours, AdaLoRA", "ours", replace(config, method="adalora")),
+        (f"ours, LoRA, --freeze-layers {frozen}, cached", "ours", replace(config, method="lora", freeze_layers=frozen, cache_prefix=True)),
+    ]
+    plans += [(f"ours, LoRA, seed {seed}", "ours", replace(config, method="lora", seed=seed)) for seed in size.extra_seeds]
+    runs, predictions, lora_result = {}, {}, None
+    for name, kind, run_config in plans:
+        logger.info("Training one increment: %s", name)
+        if kind == "baseline":
+            figures = baseline_run(spec, tokenizer, train, validation, labels, run_config)
+        else:
+            figures, result = our_run(spec, tokenizer, train, validation, labels, run_config)
+            if name == "ours, LoRA":
+                lora_result = result
+        cached = kind == "ours" and run_config.freeze_layers > 0 and run_config.cache_prefix
+        flop = training_flop(lengths, model_config, run_config, cached=cached)
+        predictions[name] = figures.pop("predictions")
+        runs[name] = {"kind": kind, "method": run_config.method, "freeze_layers": run_config.freeze_layers, "cached": cached,
+                      "seed": run_config.seed, **figures, "gflops": flop / figures["train_s"] / 1e9}
+        logger.info("%s: %.1f s, validation accuracy %.4f", name, figures["wall_s"], figures["accuracy"])
+    truth = list(validation["label"])
+    comparisons = []
+    for ours, reference in (("ours, LoRA", "baseline, LoRA"), ("ours, AdaLoRA", "baseline, AdaLoRA"),
+                            (f"ours, LoRA, --freeze-layers {frozen}, cached", "baseline, LoRA")):
+        gap = paired_accuracy_gap(predictions[ours], predictions[reference], truth)
+        speedup = runs[reference]["wall_s"] / runs[ours]["wall_s"]
+        comparisons.append({"ours": ours, "baseline": reference, "speedup": speedup, **gap,
+                            "met": speedup >= TARGET_SPEEDUP and gap["gap_points"] >= -TARGET_GAP_POINTS})
+    return {"rows": len(train), "epochs": config.epochs, "validation_rows": len(validation), "frozen_layers": frozen,
+            "runs": runs, "comparisons": comparisons}, lora_result
+
+
+def _scaling_section(spec, tokenizer, train, validation, labels, config, size):
+    """Train our default path for one epoch on increments of growing size and fit a line to the wall time."""
+    points = []
+    for rows in size.scaling_rows:
+        figures, _ = our_run(spec, tokenizer, train.select(range(rows)), validation, labels, replace(config, epochs=1))
+        points.append({"rows": rows, "wall_s": figures["wall_s"], "train_s": figures["train_s"], "accuracy": figures["accuracy"]})
+        logger.info("One epoch on %d rows: %.1f s", rows, figures["wall_s"])
+    if len(points) < 2:
+        return {"points": points}
+    fit = linear_fit([p["rows"] for p in points], [p["wall_s"] for p in points])
+    train_fit = linear_fit([p["rows"] for p in points], [p["train_s"] for p in points])
+    first, last = points[0], points[-1]
+    per_row_ratio = (last["train_s"] / last["rows"]) / (first["train_s"] / first["rows"])
+    return {"points": points, "wall_fit": fit, "train_fit": train_fit, "train_s_per_row_last_to_first": per_row_ratio}
+
+
+def _inference_section(spec, tokenizer, increment, lora_result, labels, config, model_config, size, base):
+    """Publish and merge the trained LoRA adapter, then compare base, merged and unmerged inference and batch scoring."""
+    scored = datasets.concatenate_datasets([increment.validation, increment.train])
+    scored = scored.select(range(min(size.inference_rows, len(scored))))
+    forward_flop = layer_flop(token_lengths(scored, tokenizer, config.max_length), model_config) * model_config.num_hidden_layers
+    with tempfile.TemporaryDirectory(prefix="adapters-bench-") as scratch:
+        registry = open_registry(Path(scratch) / "registry", create=True)
+        base_model = load_classifier(spec, labels)
+        version = publish_result(registry, spec, fingerprint_model(base_model), increment, config, lora_result)
+        merge = merge_versions(registry.root, [str(version.id)], Path(scratch) / "merged", base=base)
+        targets = {"base": LoadedTarget(base_model, tokenizer, labels, "base"), "merged": load_merged_model(merge.out_dir),
+                   "adapter (unmerged)": load_version_model(registry, str(version.id), base)}
+        logger.info("Measuring inference on %d rows, %d interleaved passes", len(scored), size.inference_repeats)
+        inference = inference_comparison(targets, scored, config.eval_batch_size, repeats=size.inference_repeats)
+        for entry in inference.values():
+            entry["gflops"] = forward_flop / (entry["samples"] / entry["samples_per_s"]) / 1e9
+        data_file = _write_pairs(scored, labels, Path(scratch) / "scored.jsonl")
+        pair_columns = column_map(text="text", text_pair="text_pair", label="label")
+        logger.info("Measuring batch scoring against transformers.pipeline")
+        scoring = scoring_comparison(merge.out_dir, data_file, pair_columns, config.eval_batch_size, repeats=size.scoring_repeats)
+    return {"rows": len(scored), "models": inference, "scoring": scoring,
+            "merge": {"elapsed_s": merge.elapsed_s, **merge.timings}}
+
+
+def _memory_section(spec, train, validation, labels, config, size, base):
+    """Train in a child process at each registry size and read its peak resident memory."""
+    points = []
+    with tempfile.TemporaryDirectory(prefix="adapters-memory-bench-") as scratch:
+        registry = open_registry(Path(scratch) / "registry", create=True)
+        registry.ensure_labels(labels)
+        # Rows keep their query, so the child splits them into the same train and validation parts.
+        rows = datasets.concatenate_datasets([train.select(range(min(size.memory_rows, len(train)))),
+                                              validation.select(range(min(size.memory_rows // 4 + 1, len(validation))))])
+        data_file = _write_pairs(rows, labels, Path(scratch) / "rows.jsonl")
+        child_config = json.dumps(replace(config, epochs=1).to_dict())
+        for versions in size.registry_sizes:
+            missing = versions - len(registry.versions())
+            if missing > 0:
+                publish_random_adapters(registry, spec, labels, missing, seed=len(registry.versions()))
+            completed = subprocess.run(
+                [sys.executable, "-c", _MEMORY_CHILD, str(registry.root), str(data_file), base or "", child_config],
+                capture_output=True, text=True, check=False,
+            )
+            if completed.returncode != 0:
+                raise RuntimeError(f"the memory measurement child failed: {completed.stderr.strip().splitlines()[-1:]}")
+            measured = json.loads(completed.stdout.strip().splitlines()[-1])
+            points.append({"versions": versions, **measured})
+            logger.info("Registry of %d versions: training peak %.0f MB", versions, measured["peak_rss_mb"])
+    return points
+
+
+def _write_pairs(rows: datasets.Dataset, labels: list[str], path: Path) -> Path:
+    with open(path, "w", encoding="utf-8") as stream:
+        for text, pair, label in zip(rows["text"], rows["text_pair"], rows["label"]):
+            stream.write(json.dumps({"text": text, "text_pair": pair, "label": labels[label]}) + "\n")
+    return path
