@@ -103,7 +103,9 @@ def build_loaders(
     else:
         generator = torch.Generator().manual_seed(config.seed)
         train_loader = DataLoader(train_rows, batch_size=config.batch_size, shuffle=True, generator=generator, collate_fn=train_rows.collate)
-    validation_loader = DataLoader(validation_rows, batch_size=config.eval_batch_size, collate_fn=validation_rows.collate)
+    # Validation batches go shortest first, so each is padded only to rows of nearly its own length.
+    by_length = sorted(range(len(validation_rows)), key=lambda index: len(validation_rows.input_ids[index]))
+    validation_loader = DataLoader(validation_rows, batch_size=config.eval_batch_size, sampler=by_length, collate_fn=validation_rows.collate)
     return train_loader, validation_loader, train_tokens
 
 
