@@ -1,11 +1,11 @@
 """The benchmark suite behind `adapters bench` and benchmarks/RESULTS.md.
 
-One run measures, on one data file and in one process (plus short child processes for peak
-memory): the machine's matrix-multiply peak, thread counts, bfloat16 against float32, a whole
-increment trained by the baseline loop and by our path (LoRA, AdaLoRA, frozen prefix with the
-cache), the cost of increments of growing size, inference of the base against the merged model,
-batch scoring against `transformers.pipeline`, training peak memory as the registry grows, and merge
-time against the number of adapters. The results are one JSON-ready dict, saved after each section.
+One run works on one data file, in one process plus short child processes for peak memory. It
+measures the machine's matrix-multiply peak, thread counts and bfloat16 against float32. It trains
+a whole increment with the baseline loop and with our path (LoRA, AdaLoRA, frozen prefix with the
+cache), then measures the cost of increments of growing size, base against merged inference, batch
+scoring against `transformers.pipeline`, training peak memory as the registry grows, and merge
+time against the number of adapters. The results form one JSON-ready dict, saved after each section.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ class BenchSize:
 
 SIZES = {
     "quick": BenchSize("quick", rows=320, epochs=1, validation_rows=256, scaling_rows=(250, 500, 1000, 2000), thread_rows=256,
-                       inference_rows=600, inference_repeats=3, scoring_repeats=2, registry_sizes=(1, 50), memory_rows=160,
-                       merge_counts=(2, 8)),
+                       precision_steps=1, inference_rows=500, inference_repeats=3, scoring_repeats=2, registry_sizes=(1, 50),
+                       memory_rows=160, merge_counts=(2, 8)),
     "full": BenchSize("full", rows=4000, epochs=3, validation_rows=1000, extra_seeds=(43,)),
     # The last step of `adapters demo`: the increment comparison and inference only.
     "demo": BenchSize("demo", rows=256, epochs=1, validation_rows=128, scaling_rows=(), thread_rows=0, precision_steps=0,
@@ -96,8 +96,15 @@ registry, data, base, config = sys.argv[1], sys.argv[2], sys.argv[3] or None, js
 started = time.perf_counter()
 version = train_increment(registry, data, column_map(text="text", text_pair="text_pair", label="label"),
                           TrainConfig.from_dict(config), base=base, force=True)
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "elapsed_s": time.perf_counter() - started, "version": version.id}))
+# ru_maxrss survives exec on Linux and would report the parent's size, so the peak of this
+# process's own memory map (VmHWM) is read where /proc has it.
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+try:
+    with open("/proc/self/status") as status:
+        peak_mb = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
+print(json.dumps({"peak_rss_mb": peak_mb, "elapsed_s": time.perf_counter() - started, "version": version.id}))
 """
 
 
@@ -118,7 +125,7 @@ def run_suite(
     if len(increment.train) < needed:
         raise AdaptersError(
             f"data file {str(data_path)!r} has {len(increment.train)} training rows; the {size.name} benchmark needs {needed}; "
-            "pass a larger --data or use --quick"
+            "pass a larger --data" + (" or use --quick" if size.name == "full" else "")
         )
     spec = resolve_base(base)
     tokenizer = load_tokenizer(spec)
@@ -243,6 +250,15 @@ def _inference_section(spec, tokenizer, increment, lora_result, labels, config, 
         scoring = scoring_comparison(merge.out_dir, data_file, pair_columns, config.eval_batch_size, repeats=size.scoring_repeats)
     return {"rows": len(scored), "models": inference, "scoring": scoring,
             "merge": {"elapsed_s": merge.elapsed_s, **merge.timings}}
+
+
+def registry_memory(data_path: str | Path, columns: ColumnMap, size: BenchSize, *, base: str | None = None,
+                    config: TrainConfig | None = None) -> list[dict]:
+    """Measure only the training peak memory against registry size, as `run_suite` does."""
+    config = config or TrainConfig()
+    increment = load_increment(data_path, columns, validation_fraction=config.validation_fraction)
+    train = increment.train.shuffle(seed=config.seed)
+    return _memory_section(resolve_base(base), train, increment.validation, increment.labels, config, size, base)
 
 
 def _memory_section(spec, train, validation, labels, config, size, base):

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adapters.bench_report import format_suite, write_plots
-from adapters.bench_suite import SIZES, run_suite
+from adapters.bench_suite import SIZES, registry_memory, run_suite
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.deploy import merge_versions
@@ -57,6 +57,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--reuse", action="store_true", help="keep versions already trained in the work folder")
     parser.add_argument("--quick", action="store_true", help="2 increments of 600 rows, 2 epochs, and the quick speed suite")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the stored JSON")
+    parser.add_argument("--redo-memory", action="store_true",
+                        help="measure only the registry-growth memory section again and replace it in the stored speed results")
     args = parser.parse_args()
     if args.quick:
         args.parts, args.rows_per_part, args.epochs = 2, 600, 2
@@ -99,10 +101,13 @@ def quality_part(args, columns, command: str) -> dict:
             "matrix": quality_matrix(targets, increments, columns), "elapsed_s": time.perf_counter() - started}
 
 
+def speed_data(args, columns) -> Path:
+    """Return the first third of the file by product_uid, so the size scaling has 8,000 training rows to draw from."""
+    return split_file(args.data, args.work / "speed", by="product_uid", parts=3, encoding=columns.encoding, force=True)[0]
+
+
 def speed_part(args, columns, command: str, save) -> dict:
-    # The whole first third of the file, so the size scaling has 8,000 training rows to draw from.
-    data = split_file(args.data, args.work / "speed", by="product_uid", parts=3, encoding=columns.encoding, force=True)[0]
-    return run_suite(data, columns, SIZES["quick" if args.quick else "full"], command=command, checkpoint=save)
+    return run_suite(speed_data(args, columns), columns, SIZES["quick" if args.quick else "full"], command=command, checkpoint=save)
 
 
 def main() -> int:
@@ -121,10 +126,19 @@ def main() -> int:
             stored[part] = value
             json_path.write_text(json.dumps(stored, indent=2, default=str) + "\n")
 
-        if args.only in (None, "quality"):
-            save("quality", quality_part(args, columns, command))
-        if args.only in (None, "speed"):
-            save("speed", speed_part(args, columns, command, lambda results: save("speed", results)))
+        if args.redo_memory:
+            if "speed" not in stored:
+                print("run_benchmarks: error: no stored speed results to update; run --only speed first", file=sys.stderr)
+                return 2
+            stored["speed"]["registry_memory"] = registry_memory(speed_data(args, columns), columns, SIZES["quick" if args.quick else "full"])
+            stored["speed"]["registry_memory_remeasured"] = {
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command}
+            save("speed", stored["speed"])
+        else:
+            if args.only in (None, "quality"):
+                save("quality", quality_part(args, columns, command))
+            if args.only in (None, "speed"):
+                save("speed", speed_part(args, columns, command, lambda results: save("speed", results)))
     if "speed" in stored:
         write_plots(stored["speed"], args.results.parent / "plots")
     args.results.write_text(results_page(stored))

@@ -19,13 +19,13 @@ TINY = BenchSize("tiny", rows=48, epochs=1, validation_rows=24, scaling_rows=(16
                  inference_rows=40, inference_repeats=2, scoring_repeats=1, registry_sizes=(1, 3), memory_rows=24, merge_counts=(2,))
 
 
-def test_layer_flop_counts_projections_feed_forward_and_attention():
+def test_layer_flop_matches_hand_count():
     config = BertConfig(hidden_size=4, intermediate_size=8, num_hidden_layers=2, num_attention_heads=1)
     # Per row of n tokens: n * (8 * 4 * 4 + 4 * 4 * 8) + 4 * n * n * 4 = 256 n + 16 n^2.
     assert layer_flop([2, 3], config) == 576 + 912
 
 
-def test_training_flop_counts_backward_from_lowest_adapter_layer():
+def test_training_flop_skips_frozen_backward():
     config = BertConfig(hidden_size=4, intermediate_size=8, num_hidden_layers=4, num_attention_heads=1)
     per_layer = layer_flop([5], config)
     assert training_flop([5], config, TrainConfig(epochs=2), cached=False) == 2 * (4 + 4) * per_layer
@@ -34,13 +34,15 @@ def test_training_flop_counts_backward_from_lowest_adapter_layer():
     assert training_flop([5], config, frozen, cached=True) == 2 * (3 + 3) * per_layer + per_layer
 
 
-def test_linear_fit_recovers_a_line_and_scores_scatter():
+def test_linear_fit_line_and_scatter():
     exact = linear_fit([1, 2, 4, 8], [3.0, 5.0, 9.0, 17.0])
-    assert exact["slope"] == pytest.approx(2.0) and exact["intercept"] == pytest.approx(1.0) and exact["r2"] == pytest.approx(1.0)
+    assert exact["slope"] == pytest.approx(2.0)
+    assert exact["intercept"] == pytest.approx(1.0)
+    assert exact["r2"] == pytest.approx(1.0)
     assert linear_fit([1, 2, 3, 4], [1.0, 3.0, 1.0, 3.0])["r2"] == pytest.approx(0.2)
 
 
-def test_paired_accuracy_gap_in_points_with_interval():
+def test_accuracy_gap_points_and_interval():
     truth = [0, 1] * 50
     gap = paired_accuracy_gap(list(truth), [0] * 100, truth)
     assert gap["gap_points"] == pytest.approx(50.0)
@@ -57,7 +59,7 @@ def suite_results(tiny_bert, tmp_path_factory):
                      command="adapters bench --test")
 
 
-def test_suite_compares_whole_increment_runs_with_baselines(suite_results):
+def test_suite_compares_increment_runs(suite_results):
     increment = suite_results["increment"]
     runs = increment["runs"]
 
@@ -71,7 +73,7 @@ def test_suite_compares_whole_increment_runs_with_baselines(suite_results):
     assert all(run["gflops"] > 0 for run in runs.values())
 
 
-def test_suite_measures_every_other_section(suite_results):
+def test_suite_measures_other_sections(suite_results):
     assert [row["threads"] for row in suite_results["threads"]] == sorted({1, suite_results["machine"]["usable_cpus"],
                                                                            int(suite_results["machine"]["torch_threads"])})
     assert suite_results["precision"]["bf16_step_s"] > 0
@@ -86,7 +88,7 @@ def test_suite_measures_every_other_section(suite_results):
     json.dumps(suite_results)
 
 
-def test_suite_report_and_plots(suite_results, tmp_path):
+def test_suite_renders_report_and_plots(suite_results, tmp_path):
     report = format_suite(suite_results)
     assert "adapters bench --test" in report
     assert suite_results["machine"]["torch"] in report
@@ -97,8 +99,8 @@ def test_suite_report_and_plots(suite_results, tmp_path):
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
 
 
-def test_suite_refuses_data_too_small_for_the_size(tiny_bert, increment_csv):
-    with pytest.raises(AdaptersError, match="the big benchmark needs 8000; pass a larger --data or use --quick"):
+def test_suite_rejects_too_small_data(tiny_bert, increment_csv):
+    with pytest.raises(AdaptersError, match="the big benchmark needs 8000; pass a larger --data$"):
         run_suite(increment_csv, column_map("homedepot"), BenchSize("big", rows=4000, epochs=1, validation_rows=10), base=str(tiny_bert))
 
 

@@ -27,7 +27,7 @@ def tiny_model(tiny_bert, labels, **overrides):
     return model.eval()
 
 
-def test_dynamic_padding_gives_same_loss_and_gradients_as_max_length(tiny_bert, increment_csv):
+def test_dynamic_padding_matches_max_length_padding(tiny_bert, increment_csv):
     increment = load_increment(increment_csv, column_map("homedepot"))
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     rows = encode(increment.train.select(range(12)), tokenizer, 64).remove_columns(["length"])
@@ -42,13 +42,14 @@ def test_dynamic_padding_gives_same_loss_and_gradients_as_max_length(tiny_bert, 
         results.append((batch["input_ids"].shape[1], loss.item(), gradients))
 
     (padded_width, padded_loss, padded_grads), (dynamic_width, dynamic_loss, dynamic_grads) = results
-    assert padded_width == 64 and dynamic_width < 64
+    assert padded_width == 64
+    assert dynamic_width < 64
     assert dynamic_loss == pytest.approx(padded_loss, abs=1e-5)
     for name, gradient in padded_grads.items():
         torch.testing.assert_close(dynamic_grads[name], gradient, atol=1e-5, rtol=1e-4)
 
 
-def test_length_grouped_batches_cover_every_row_once_and_cut_padding():
+def test_length_grouping_covers_rows_and_cuts_padding():
     generator = random.Random(11)
     lengths = [generator.randint(5, 120) for _ in range(1000)]
     sampler = LengthGroupedBatchSampler(lengths, batch_size=32, seed=0, window=10)
@@ -69,7 +70,7 @@ def test_length_grouped_batches_cover_every_row_once_and_cut_padding():
     assert pad_tokens(batches) < 0.2 * pad_tokens(plain)
 
 
-def test_length_grouped_order_depends_on_seed_and_epoch():
+def test_length_grouping_order_follows_seed_and_epoch():
     lengths = list(range(1, 201))
     first = list(LengthGroupedBatchSampler(lengths, 16, seed=1))
     again = LengthGroupedBatchSampler(lengths, 16, seed=1)
@@ -78,7 +79,7 @@ def test_length_grouped_order_depends_on_seed_and_epoch():
     assert list(LengthGroupedBatchSampler(lengths, 16, seed=2)) != first
 
 
-def test_bf16_autocast_runs_matmuls_in_bfloat16_and_stays_close(tiny_bert, increment_csv):
+def test_bf16_autocast_stays_close_to_float32(tiny_bert, increment_csv):
     increment = load_increment(increment_csv, column_map("homedepot"))
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     batch = DataCollatorWithPadding(tokenizer)([dict(row) for row in encode(increment.train.select(range(8)), tokenizer, 64).remove_columns(["length", "labels"])])
@@ -97,7 +98,7 @@ def test_bf16_autocast_runs_matmuls_in_bfloat16_and_stays_close(tiny_bert, incre
     torch.testing.assert_close(reduced.float(), full, atol=0.05, rtol=0.05)
 
 
-def test_bf16_training_trains_the_adapter(tiny_bert, increment_csv):
+def test_bf16_training_updates_adapter(tiny_bert, increment_csv):
     increment = load_increment(increment_csv, column_map("homedepot"))
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     spec = BaseSpec(model_id=str(tiny_bert), location=str(tiny_bert))
@@ -114,7 +115,7 @@ def test_bf16_training_trains_the_adapter(tiny_bert, increment_csv):
     assert torch.isfinite(torch.tensor(result.metrics["loss"]))
 
 
-def test_threads_option_applies_while_training_and_is_restored(tiny_bert, increment_csv):
+def test_threads_option_applies_then_restores(tiny_bert, increment_csv):
     increment = load_increment(increment_csv, column_map("homedepot"))
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     spec = BaseSpec(model_id=str(tiny_bert), location=str(tiny_bert))

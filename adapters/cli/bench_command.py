@@ -47,13 +47,14 @@ def run(args) -> int:
         from adapters.errors import AdaptersError
 
         raise AdaptersError(f"--out {str(out)!r} is a file; pass a folder")
-    out.mkdir(parents=True, exist_ok=True)
     data = args.data
     if data is None:
         data = str(write_sample_csv(out / "sample.csv", n_rows=SAMPLE_ROWS[size.name]))
         args.preset = args.preset or "homedepot"
 
+    # The folder is made at the first saved section, so a run rejected for its input writes nothing.
     def save(results: dict) -> None:
+        out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
     results = run_suite(data, columns_from(args), size, base=args.base, checkpoint=save)
