@@ -34,7 +34,7 @@ CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx
 
 
 def machine_facts() -> dict:
-    """The machine and software a measurement ran on: CPU model and flags, core count, threads, versions."""
+    """Return the machine and software a measurement runs on: CPU model and flags, core count, threads, versions."""
     import accelerate
 
     model, flags = platform.processor() or platform.machine(), set()
@@ -66,10 +66,10 @@ def layer_flop(lengths: list[int], model_config) -> float:
 def training_flop(lengths: list[int], model_config, config: TrainConfig, *, cached: bool) -> float:
     """Operations one training run needs on non-padding tokens, by the convention stated below.
 
-    Per epoch, the forward pass runs every layer (or only the layers above the cached prefix) and
-    the backward pass runs the layers from the lowest adapter layer up, computing input gradients:
-    about one forward's cost per layer, since the frozen weights need no gradient. A cached prefix is
-    computed once per run.
+    Per epoch, the forward pass runs every layer, or only the layers above a cached prefix. The
+    backward pass runs the layers from the lowest adapter layer up and computes input gradients
+    only, about one forward's cost per layer, because the frozen weights need no gradient. A cached
+    prefix is computed once per run.
     """
     per_layer = layer_flop(lengths, model_config)
     layers, frozen = model_config.num_hidden_layers, config.freeze_layers

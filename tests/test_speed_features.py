@@ -94,7 +94,7 @@ def test_bf16_autocast_stays_close_to_float32(tiny_bert, increment_csv):
         with autocast(accelerator, "fp32"):
             assert torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
 
-    # bfloat16 keeps 8 mantissa bits, so logits of order 1 agree to a few hundredths.
+    # bfloat16 keeps 8 significant bits, so logits of order 1 agree to a few hundredths.
     torch.testing.assert_close(reduced.float(), full, atol=0.05, rtol=0.05)
 
 
