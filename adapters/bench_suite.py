@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -145,11 +146,15 @@ def run_suite(
         "targets": {"speedup": TARGET_SPEEDUP, "gap_points": TARGET_GAP_POINTS, "merged_ratio": TARGET_MERGED_RATIO,
                     "scoring_ratio": TARGET_SCORING_RATIO},
     }
+    if hasattr(os, "getloadavg"):
+        results["load_average"] = {"start": os.getloadavg()[0]}
     started = time.perf_counter()
 
     def section(name: str, value) -> None:
         results[name] = value
         results["elapsed_s"] = time.perf_counter() - started
+        if "load_average" in results:
+            results["load_average"]["end"] = os.getloadavg()[0]
         if checkpoint:
             checkpoint(results)
 

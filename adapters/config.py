@@ -75,6 +75,8 @@ class TrainConfig:
             problems.append(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads {self.threads} must be at least 1")
+        if not self.cache_budget_mb >= 0:
+            problems.append(f"cache_budget_mb {self.cache_budget_mb} must be 0 or more")
         if self.freeze_layers < 0:
             problems.append(f"freeze_layers {self.freeze_layers} must be 0 or more")
         if not 0.0 <= self.lora_dropout < 1.0:

@@ -145,6 +145,8 @@ def read_table(path: str | Path, encoding: str = "utf-8") -> datasets.Dataset:
         if isinstance(cause, StopIteration):
             raise AdaptersError(f"data file {str(path)!r} is empty; expected one JSON object per line") from None
         message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        if "corresponds to no data" in message:
+            raise AdaptersError(f"data file {str(path)!r} has a header but no rows; add rows") from None
         raise AdaptersError(f"cannot read data file {str(path)!r}: {message}") from None
     finally:
         datasets_logger.setLevel(level)

@@ -97,6 +97,9 @@ def load_adapter(model: PreTrainedModel, adapter_dir: str | Path, *, trainable: 
     """Load a peft adapter folder onto `model` with plain `PeftModel.from_pretrained`."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ff]ound missing adapter keys.*")
+        # A saved AdaLoRA adapter is already pruned to its rank pattern, so peft's notice that the
+        # pattern's lora_E keys match no module on reload is expected (tests compare the logits).
+        warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
         try:
             peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
         except (ValueError, RuntimeError, KeyError) as error:

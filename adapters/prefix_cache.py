@@ -113,7 +113,7 @@ def fits_budget(lengths: list[int], hidden_size: int, budget_mb: float) -> bool:
     fits = needed <= budget_mb * 2**20
     if not fits:
         logger.warning(
-            "Frozen-prefix cache needs %.0f MB, more than --cache-budget %.0f MB; recomputing the frozen layers every epoch instead",
+            "Frozen-prefix cache needs %.0f MB, more than --cache-budget-mb %.0f; recomputing the frozen layers every epoch instead",
             needed / 2**20, budget_mb,
         )
     return fits and math.isfinite(budget_mb)

@@ -170,12 +170,20 @@ def quality_lines(quality: dict) -> list[str]:
     ]
     for metric in ("accuracy", "macro_f1", "ndcg@10"):
         lines += [f"### Validation {metric}", "", format_matrix(matrix, metric), ""]
-    lines += ["### Merged models against the majority class", ""]
-    for name in quality["merges"]:
+    lines += ["### Every model against the majority class", ""]
+    for name in matrix:
         margins = [matrix[name][p]["accuracy"] - matrix[name][p]["majority_baseline_accuracy"] for p in matrix[name]]
         verdict = "beats" if all(m > 0 for m in margins) else "does not beat"
         described = ", ".join(f"{m * 100:+.1f}" for m in margins)
         lines.append(f"- `{name}` {verdict} the majority class on every increment (accuracy margins in points: {described}).")
+    extra = [name for name in quality["merges"] if name != "merged (all, equal weights)"]
+    if extra:
+        lines += ["", f"The extra merges ({', '.join(f'`{name}`' for name in extra)}, equal weights) were named on the command line by "
+                  "the person running it, after the individual versions' results, and are scored on the same validation parts, so "
+                  "their margins are optimistic. There is no separate test part yet."]
+    if "machine" not in quality:
+        lines += ["", "The run behind this section recorded neither the machine nor the software versions; it ran on the machine "
+                  "described in the speed section, at an earlier commit."]
     return lines + [""]
 
 

@@ -59,6 +59,7 @@ def write_input_files(files: Path) -> None:
     write_plain_csv(files / "grades.csv", ["query", "grade"], [(f"query {index}", "maybe") for index in range(30)])
     write_homedepot_csv(files / "all-missing.csv", [(1, "deck paint", "", 3.0), (2, "", "drill bit", 2.0), (3, "faucet", "faucet", "")])
     write_homedepot_csv(files / "duplicates.csv", [(1, "deck paint", "deck paint", 3.0)] * 5)
+    write_homedepot_csv(files / "header-only.csv", [])
     write_homedepot_csv(files / "relevance-word.csv", synthetic_rows(20) + [(9, "deck paint", "paint", "high")])
     write_homedepot_csv(files / "relevance-range.csv", synthetic_rows(20) + [(9, "deck paint", "paint", 4.5)])
     (files / "empty.jsonl").write_bytes(b"")
@@ -132,6 +133,8 @@ PRODUCT_ERRORS = [
     pytest.param(f"{TRAIN} {ON_INCREMENT} --epochs 0", "epochs 0", id="epochs-zero"),
     pytest.param(f"{TRAIN} {ON_INCREMENT} --from 99", "99", id="train-parent-unknown"),
     pytest.param(f"{TRAIN} {ON_INCREMENT} --threads 0", "threads 0 must be at least 1", id="threads-zero"),
+    pytest.param(f"{TRAIN} {ON_INCREMENT} --cache-budget-mb -5", "cache_budget_mb -5.0 must be 0 or more", id="cache-budget-negative"),
+    pytest.param(f"{TRAIN} --preset homedepot --data {{files}}/header-only.csv", "has a header but no rows", id="data-header-only"),
     pytest.param("bench --quick --out {work}/bench-out --base {base} --data {files}/increment.csv --preset homedepot",
                  "the quick benchmark needs 2000; pass a larger --data", id="bench-data-too-small"),
     pytest.param(f"train --registry {{registry}} --base {{files}}/increment.csv {ON_INCREMENT}", "increment.csv", id="base-not-a-folder"),

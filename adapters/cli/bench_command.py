@@ -31,7 +31,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="folder for results.json, results.md and the plots")
     parser.add_argument("--data", help="data file (default: a generated sample in the Home Depot format)")
     add_column_options(parser)
-    parser.add_argument("--quick", action="store_true", help="small sizes: 320 rows for 1 epoch per run, about 5 minutes")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes: 320 rows for 1 epoch per run, about 5 minutes; --data needs 2,000 training rows (8,000 without --quick)")
     add_base_option(parser)
     add_json_option(parser)
 
