@@ -245,6 +245,10 @@ def write_plots(results: dict, out_dir: str | Path) -> list[Path]:
         figure, axis = plt.subplots(figsize=(6, 4))
         axis.plot([p["rows"] for p in points], [p["wall_s"] for p in points], "o-", label="wall time")
         axis.plot([p["rows"] for p in points], [p["train_s"] for p in points], "s--", label="training time")
+        fit = results["scaling"].get("wall_fit")
+        if fit:
+            ends = [points[0]["rows"], points[-1]["rows"]]
+            axis.plot(ends, [fit["intercept"] + fit["slope"] * x for x in ends], ":", color="gray", label=f"fitted line, R² {fit['r2']:.3f}")
         axis.set_xlabel("rows in the increment")
         axis.set_ylabel("seconds (one epoch)")
         axis.set_title("Cost against increment size")
