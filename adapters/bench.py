@@ -20,10 +20,12 @@ from pathlib import Path
 import datasets
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoConfig, DataCollatorWithPadding, get_linear_schedule_with_warmup
+from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
 from adapters.base import load_classifier
+from adapters.bench_inference import inference_comparison
 from adapters.config import TrainConfig
+from adapters.evaluation import predict_probabilities
 from adapters.modeling import encode, model_inputs, wrap_for_training
 from adapters.training import train_adapter
 from adapters.workflow import LoadedTarget, software_versions
@@ -166,8 +168,6 @@ def our_run(spec, tokenizer, train: datasets.Dataset, validation: datasets.Datas
     started = time.perf_counter()
     result = train_adapter(build, tokenizer, train, validation, labels, config)
     wall_s = time.perf_counter() - started
-    from adapters.evaluation import predict_probabilities
-
     target = LoadedTarget(result.model, tokenizer, labels, "trained")
     predictions = predict_probabilities(target, validation, batch_size=config.eval_batch_size, max_length=config.max_length).argmax(-1).tolist()
     figures = {"wall_s": wall_s, "train_s": len(train) * config.epochs / result.samples_per_s, "samples": len(train) * config.epochs,
@@ -225,8 +225,6 @@ def precision_step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[s
 def thread_scan(spec, tokenizer, rows: datasets.Dataset, validation: datasets.Dataset, labels: list[str], config: TrainConfig,
                 counts: list[int]) -> list[dict]:
     """Measure one epoch of our training path and base-model inference at each torch thread count."""
-    from adapters.bench_inference import inference_comparison
-
     original = torch.get_num_threads()
     rows_out = []
     try:
@@ -242,10 +240,6 @@ def thread_scan(spec, tokenizer, rows: datasets.Dataset, validation: datasets.Da
     finally:
         torch.set_num_threads(original)
     return rows_out
-
-
-def model_config_of(spec):
-    return AutoConfig.from_pretrained(spec.location)
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> dict:

@@ -20,6 +20,27 @@ def _verdict(met: bool) -> str:
 
 def format_suite(results: dict) -> str:
     """Render the suite's results as a markdown section; sections missing from `results` are left out."""
+    lines = _header_lines(results)
+
+    if "increment" in results:
+        lines += _increment_lines(results)
+    if "threads" in results:
+        lines += _settings_lines(results)
+    if "scaling" in results:
+        lines += _scaling_lines(results["scaling"])
+    if "inference" in results:
+        lines += _inference_lines(results)
+    if results.get("registry_memory"):
+        lines += _memory_lines(results)
+    if "merge_scaling" in results:
+        lines += ["### Merge time against the number of adapters", "",
+                  "End-to-end `merge_versions` seconds (reading and verifying the versions, loading the base, the arithmetic, writing), "
+                  "the arithmetic alone in brackets; random rank-8 LoRA adapters on query and value, SVD keeps rank 8.", "",
+                  format_merge_scaling(results["merge_scaling"])]
+    return "\n".join(lines) + "\n"
+
+
+def _header_lines(results: dict) -> list[str]:
     machine, size = results["machine"], results["size"]
     flags = ", ".join(machine["cpu_flags"]) or "none of " + ", ".join(("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
     lines = [
@@ -32,36 +53,29 @@ def format_suite(results: dict) -> str:
         f"Data: `{results['data']['path']}` ({results['data']['fingerprint'][:19]}), {results['data']['train_rows']} training rows, "
         f"validation capped at {results['data']['validation_rows']} rows.",
     ]
-    if results.get("load_average"):
-        start, end = results["load_average"]["start"], results["load_average"].get("end")
-        lines.append(f"Load average (1 minute) at the start: {start:.2f}" + (f", at the end: {end:.2f}" if end is not None else "")
-                     + f"; above {machine['usable_cpus']}, other work shared the CPUs and every figure is slower than on an idle machine.")
+    load = results.get("load_average")
+    if load:
+        end = f", {load['end']:.2f} at the end" if load.get("end") is not None else ""
+        lines.append(f"Load average (1 minute): {load['start']:.2f} at the start{end}. The benchmark itself accounts for up to "
+                     f"{machine['torch_threads']} of it; more means other work shared the CPUs and slowed every figure.")
     if results.get("code"):
         lines.append(f"Code: {results['code']}.")
-    lines.append("")
-    if "increment" in results:
-        lines += _increment_lines(results)
-    if "threads" in results:
-        lines += _settings_lines(results)
-    if "scaling" in results:
-        lines += _scaling_lines(results["scaling"])
-    if "inference" in results:
-        lines += _inference_lines(results)
-    if results.get("registry_memory"):
-        lines += ["### Training peak memory as the registry grows", "",
-                  f"Peak resident memory (VmHWM) of a child process that trains one epoch on {results['size']['memory_rows']} rows and "
-                  "publishes into a registry already holding N versions." + _remeasured(results), "",
-                  "| versions in the registry | peak memory (MB) | time (s) |", "| --- | --- | --- |"]
-        lines += [f"| {p['versions']} | {p['peak_rss_mb']:.0f} | {p['elapsed_s']:.1f} |" for p in results["registry_memory"]]
-        first, last = results["registry_memory"][0], results["registry_memory"][-1]
-        lines += ["", f"From {first['versions']} to {last['versions']} versions the peak changes by {last['peak_rss_mb'] - first['peak_rss_mb']:+.0f} MB "
-                  f"({(last['peak_rss_mb'] / first['peak_rss_mb'] - 1) * 100:+.1f}%).", ""]
-    if "merge_scaling" in results:
-        lines += ["### Merge time against the number of adapters", "",
-                  "End-to-end `merge_versions` seconds (reading and verifying the versions, loading the base, the arithmetic, writing), "
-                  "the arithmetic alone in brackets; random rank-8 LoRA adapters on query and value, SVD keeps rank 8.", "",
-                  format_merge_scaling(results["merge_scaling"])]
-    return "\n".join(lines) + "\n"
+    return lines + [""]
+
+
+def _memory_lines(results: dict) -> list[str]:
+    points = results["registry_memory"]
+    lines = ["### Training peak memory as the registry grows", "",
+             f"Peak resident memory (VmHWM) of a child process that trains one epoch on {results['size']['memory_rows']} rows and "
+             "publishes into a registry already holding N versions." + _remeasured(results), "",
+             "| versions in the registry | peak memory (MB) | time (s) |", "| --- | --- | --- |"]
+    lines += [f"| {p['versions']} | {p['peak_rss_mb']:.0f} | {p['elapsed_s']:.1f} |" for p in points]
+
+    first, last = points[0], points[-1]
+    change = last["peak_rss_mb"] - first["peak_rss_mb"]
+    lines += ["", f"From {first['versions']} to {last['versions']} versions the peak changes by {change:+.0f} MB "
+              f"({(last['peak_rss_mb'] / first['peak_rss_mb'] - 1) * 100:+.1f}%).", ""]
+    return lines
 
 
 def _remeasured(results: dict) -> str:
@@ -176,6 +190,7 @@ def _inference_lines(results: dict) -> list[str]:
         share = f"{entry['gflops'] / peak:.1%}" if peak else "n/a"
         lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['min_samples_per_s']:.1f} to {entry['max_samples_per_s']:.1f} | "
                      f"{ratio['median']:.3f}x ({ratio['min']:.3f} to {ratio['max']:.3f}) | {entry['gflops']:.1f} | {share} |")
+
     merged = models["merged"]["ratio_to_base"]["median"]
     lines += ["", f"Merged against base: {merged:.3f}x, target {targets['merged_ratio']}x: {_verdict(merged >= targets['merged_ratio'])}."]
     if merged < targets["merged_ratio"]:
@@ -183,12 +198,14 @@ def _inference_lines(results: dict) -> list[str]:
         lines.append(f"Short by {targets['merged_ratio'] - merged:.3f}x. The merged folder has the base's modules and dtype, and the "
                      f"per-pass ratios range from {spread['min']:.3f} to {spread['max']:.3f}, so the machine's pass-to-pass noise "
                      "is of the size of the miss.")
+
     lines += ["",
               "| batch scoring, end to end | rows/s (median) | range | ratio to pipeline (median, range) |", "| --- | --- | --- | --- |"]
     for name, entry in inference["scoring"].items():
         ratio = entry["ratio_to_pipeline"]
         lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['min_samples_per_s']:.1f} to {entry['max_samples_per_s']:.1f} | "
                      f"{ratio['median']:.2f}x ({ratio['min']:.2f} to {ratio['max']:.2f}) |")
+
     scoring = inference["scoring"]["adapters score"]["ratio_to_pipeline"]["median"]
     lines += ["", f"Batch scoring against `transformers.pipeline` on the same merged folder: {scoring:.2f}x, target "
               f"{targets['scoring_ratio']}x: {_verdict(scoring >= targets['scoring_ratio'])}."]

@@ -3,9 +3,9 @@
 One run works on one data file, in one process plus short child processes for peak memory. It
 measures the machine's matrix-multiply peak, thread counts and bfloat16 against float32. It trains
 a whole increment with the baseline loop and with our path (LoRA, AdaLoRA, frozen prefix with the
-cache), then measures the cost of increments of growing size, base against merged inference, batch
-scoring against `transformers.pipeline`, training peak memory as the registry grows, and merge
-time against the number of adapters. The results form one JSON-ready dict, saved after each section.
+cache). Then it measures the cost of increments of growing size, base against merged inference and
+batch scoring against `transformers.pipeline`. Last come training peak memory as the registry grows
+and merge time against the number of adapters. The results form one JSON-ready dict, saved after each section.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Callable
 
 import datasets
 import torch
+from transformers import AutoConfig
 
 from adapters.base import fingerprint_model, load_classifier, load_tokenizer, resolve_base
 from adapters.bench import (
@@ -33,7 +34,6 @@ from adapters.bench import (
     linear_fit,
     machine_facts,
     matmul_peak,
-    model_config_of,
     our_run,
     paired_accuracy_gap,
     precision_step_times,
@@ -133,7 +133,7 @@ def run_suite(
     labels = increment.labels
     train = increment.train.shuffle(seed=config.seed)
     validation = increment.validation.select(range(min(size.validation_rows, len(increment.validation))))
-    model_config = model_config_of(spec)
+    model_config = AutoConfig.from_pretrained(spec.location)
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command or " ".join(shlex.quote(arg) for arg in sys.argv),

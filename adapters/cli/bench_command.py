@@ -12,6 +12,7 @@ from adapters.cli.common import (
     columns_from,
     print_json,
 )
+from adapters.errors import AdaptersError
 
 HELP = "measure training, inference and merging against plain baselines"
 DESCRIPTION = (
@@ -45,8 +46,6 @@ def run(args) -> int:
     size = SIZES["quick" if args.quick else "full"]
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        from adapters.errors import AdaptersError
-
         raise AdaptersError(f"--out {str(out)!r} is a file; pass a folder")
     data = args.data
     if data is None:
