@@ -26,6 +26,7 @@ from adapters.base import load_classifier
 from adapters.bench_inference import inference_comparison
 from adapters.config import TrainConfig
 from adapters.evaluation import predict_probabilities
+from adapters.fast_dropout import fast_dropout
 from adapters.modeling import encode, model_inputs, wrap_for_training
 from adapters.training import train_adapter
 from adapters.workflow import LoadedTarget, software_versions
@@ -192,12 +193,15 @@ def paired_accuracy_gap(ours: list[int], baseline: list[int], truth: list[int], 
             "high_points": gaps[int(0.975 * resamples) - 1], "rows": count}
 
 
-def precision_step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[str], config: TrainConfig, steps: int) -> dict:
-    """Time training steps in float32 and under bfloat16 autocast on the same batches.
+def step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[str], config: TrainConfig, *, dropout_steps: int,
+               precision_steps: int) -> dict:
+    """Time training steps with torch's dropout against FastDropout, and float32 against bfloat16 autocast.
 
-    Each precision gets one untimed warm-up step, then `steps` timed ones; the report gives seconds
-    per step and the ratio.
+    The dropout comparison alternates the two kinds on each batch so that drift in the machine's
+    speed reaches both alike. Each kind and precision gets one untimed warm-up step. Batches are
+    unsorted and padded to their longest row, so they are slower per row than the training loop.
     """
+    steps = max(dropout_steps, precision_steps)
     model = wrap_for_training(load_classifier(spec, labels, seed=config.seed), config, 10 * (steps + 1))
     optimizer = torch.optim.AdamW([param for param in model.parameters() if param.requires_grad], lr=config.learning_rate)
     collator = DataCollatorWithPadding(tokenizer)
@@ -205,21 +209,35 @@ def precision_step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[s
     batches = [collator([encoded[i] for i in range(start, min(start + config.batch_size, len(encoded)))])
                for start in range(0, len(encoded), config.batch_size)]
     model.train()
-    seconds = {}
-    for precision in ("fp32", "bf16"):
-        timed = []
-        for index, batch in enumerate(batches[: steps + 1]):
+
+    def timed_step(batch, *, fast: bool, precision: str) -> float:
+        with fast_dropout(model, enabled=fast):
             started = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 loss = model(**model_inputs(batch)).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
+            return time.perf_counter() - started
+
+    seconds = {"torch_dropout": [], "fast_dropout": [], "bf16": []}
+    for index, batch in enumerate(batches[: dropout_steps + 1]):
+        for kind in ("torch_dropout", "fast_dropout"):
+            elapsed = timed_step(batch, fast=kind == "fast_dropout", precision="fp32")
             if index:
-                timed.append(time.perf_counter() - started)
-        seconds[precision] = sum(timed) / len(timed)
-    return {"fp32_step_s": seconds["fp32"], "bf16_step_s": seconds["bf16"], "bf16_to_fp32_time": seconds["bf16"] / seconds["fp32"],
-            "steps": len(timed), "batch_size": config.batch_size}
+                seconds[kind].append(elapsed)
+    for index, batch in enumerate(batches[: precision_steps + 1]):
+        elapsed = timed_step(batch, fast=True, precision="bf16")
+        if index:
+            seconds["bf16"].append(elapsed)
+    mean = {kind: sum(values) / len(values) if values else None for kind, values in seconds.items()}
+    results = {"batch_size": config.batch_size, "dropout_steps": dropout_steps, "precision_steps": precision_steps,
+               "torch_dropout_step_s": mean["torch_dropout"], "fast_dropout_step_s": mean["fast_dropout"], "bf16_step_s": mean["bf16"]}
+    if mean["torch_dropout"] and mean["fast_dropout"]:
+        results["fast_dropout_speedup"] = mean["torch_dropout"] / mean["fast_dropout"]
+    if mean["bf16"] and mean["fast_dropout"]:
+        results["bf16_to_fp32_time"] = mean["bf16"] / mean["fast_dropout"]
+    return results
 
 
 def thread_scan(spec, tokenizer, rows: datasets.Dataset, validation: datasets.Dataset, labels: list[str], config: TrainConfig,

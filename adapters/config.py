@@ -49,6 +49,8 @@ class TrainConfig:
     grad_accum: int = _option(1, "micro-batches per optimizer step")
     max_length: int = _option(128, "maximum tokens per query + product pair; longer pairs are truncated")
     group_by_length: bool = _option(True, "batch pairs of similar length together, so dynamic padding adds few pad tokens")
+    fast_dropout: bool = _option(True, "on CPU, draw dropout masks from 16 random bits per element instead of torch's one random number each "
+                                 "(same masks in distribution, cheaper; `adapters bench` measures both)")
     eval_batch_size: int = _option(INFERENCE_BATCH_SIZE, "samples per batch during validation and scoring")
     validation_fraction: float = _option(0.15, "share of query groups held out for validation")
     select_metric: str = _option("accuracy", "validation metric that picks the best epoch", choices=SELECT_METRICS)

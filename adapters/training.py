@@ -27,6 +27,7 @@ from transformers import (
 from adapters.config import TrainConfig
 from adapters.distributed import make_accelerator
 from adapters.evaluation_metrics import classification_metrics
+from adapters.fast_dropout import fast_dropout
 from adapters.modeling import TokenRows, encode, model_inputs, trainable_state
 from adapters.prefix_cache import CachedPrefixModel, CachedRows, collate_cached, compute_prefix, fits_budget
 
@@ -192,16 +193,18 @@ def train_adapter(
     loop = _Loop(accelerator, trained, peft_model, optimizer, scheduler, config, total_steps)
     best_state, best_epoch, best_metrics, history = None, -1, None, []
     started = time.perf_counter()
-    for epoch in range(config.epochs):
-        loop.run_epoch(train_loader, epoch)
-        metrics = evaluate_loader(accelerator, peft_model, validation_loader, labels, precision=config.precision)
-        metrics["epoch"] = epoch + 1
-        history.append(metrics)
-        accelerator.log({f"validation/{key}": value for key, value in metrics.items() if isinstance(value, float)}, step=loop.step)
-        if _is_better(metrics, best_metrics, config.select_metric) and loop.epoch_can_be_kept():
-            best_state, best_epoch, best_metrics = trainable_state(peft_model), epoch + 1, metrics
-        if accelerator.is_main_process:
-            logger.info("Epoch %d: validation accuracy %.4f, macro F1 %.4f, loss %.4f", epoch + 1, metrics["accuracy"], metrics["macro_f1"], metrics["loss"])
+    with fast_dropout(peft_model, enabled=config.fast_dropout and accelerator.device.type == "cpu"):
+        for epoch in range(config.epochs):
+            loop.run_epoch(train_loader, epoch)
+            metrics = evaluate_loader(accelerator, peft_model, validation_loader, labels, precision=config.precision)
+            metrics["epoch"] = epoch + 1
+            history.append(metrics)
+            accelerator.log({f"validation/{key}": value for key, value in metrics.items() if isinstance(value, float)}, step=loop.step)
+            if _is_better(metrics, best_metrics, config.select_metric) and loop.epoch_can_be_kept():
+                best_state, best_epoch, best_metrics = trainable_state(peft_model), epoch + 1, metrics
+            if accelerator.is_main_process:
+                logger.info("Epoch %d: validation accuracy %.4f, macro F1 %.4f, loss %.4f", epoch + 1, metrics["accuracy"], metrics["macro_f1"],
+                            metrics["loss"])
     elapsed_s = time.perf_counter() - started
 
     _load_trainable(peft_model, best_state)

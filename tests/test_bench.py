@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from transformers import BertConfig
 
 from adapters.bench import layer_flop, linear_fit, paired_accuracy_gap, training_flop
 from adapters.bench_report import PLOTS, format_suite, write_plots
-from adapters.bench_suite import BenchSize, run_suite
+from adapters.bench_suite import BenchSize, run_suite, seed_comparison
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.demo import run_demo
 from adapters.errors import AdaptersError
 
-TINY = BenchSize("tiny", rows=48, epochs=1, validation_rows=24, scaling_rows=(16, 32, 48), thread_rows=32, precision_steps=1,
+TINY = BenchSize("tiny", rows=48, epochs=1, validation_rows=24, extra_seeds=(5,), scaling_rows=(16, 32, 48), thread_rows=32, precision_steps=1, dropout_steps=1,
                  inference_rows=40, inference_repeats=2, scoring_repeats=1, registry_sizes=(1, 3), memory_rows=24, merge_counts=(2,))
 
 
@@ -50,6 +51,18 @@ def test_accuracy_gap_points_and_interval():
     assert paired_accuracy_gap(truth, truth, truth) == {"gap_points": 0.0, "low_points": 0.0, "high_points": 0.0, "rows": 100}
 
 
+def test_seed_comparison_averages_gaps():
+    runs = {"ours, LoRA": {"accuracy": 0.50}, "baseline, LoRA": {"accuracy": 0.51},
+            "ours, LoRA, seed 43": {"accuracy": 0.52}, "plain batches, LoRA, seed 43": {"accuracy": 0.50},
+            "ours, LoRA, seed 44": {"accuracy": 0.49}, "plain batches, LoRA, seed 44": {"accuracy": 0.49}}
+    seeds = seed_comparison(runs, [42, 43, 44])
+    # Gaps -1, +2 and 0 points: mean 1/3, squared deviations 16/9 + 25/9 + 1/9, sample variance 7/3,
+    # standard error sqrt(7/9).
+    assert seeds["gaps_points"] == pytest.approx([-1.0, 2.0, 0.0])
+    assert seeds["mean_gap_points"] == pytest.approx(1 / 3)
+    assert seeds["standard_error_points"] == pytest.approx(math.sqrt(7 / 9))
+
+
 @pytest.fixture(scope="module")
 def suite_results(tiny_bert, tmp_path_factory):
     from conftest import synthetic_rows, write_homedepot_csv
@@ -63,7 +76,12 @@ def test_suite_compares_increment_runs(suite_results):
     increment = suite_results["increment"]
     runs = increment["runs"]
 
-    assert set(runs) == {"baseline, LoRA", "ours, LoRA", "baseline, AdaLoRA", "ours, AdaLoRA", "ours, LoRA, --freeze-layers 1, cached"}
+    assert set(runs) == {"baseline, LoRA", "ours, LoRA", "baseline, AdaLoRA", "ours, AdaLoRA", "ours, LoRA, --freeze-layers 1, cached",
+                         "ours, LoRA, seed 5", "plain batches, LoRA, seed 5"}
+    seeds = increment["seeds"]
+    assert seeds["seeds"] == [42, 5]
+    assert seeds["plain"] == [runs["baseline, LoRA"]["accuracy"], runs["plain batches, LoRA, seed 5"]["accuracy"]]
+    assert increment["comparisons"][0]["seed_mean_gap_points"] == pytest.approx(seeds["mean_gap_points"])
     assert all(run["samples"] == 48 for run in runs.values())
     assert runs["baseline, LoRA"]["padding_share"] > 0.5
     for item in increment["comparisons"]:
@@ -76,7 +94,8 @@ def test_suite_compares_increment_runs(suite_results):
 def test_suite_measures_other_sections(suite_results):
     assert [row["threads"] for row in suite_results["threads"]] == sorted({1, suite_results["machine"]["usable_cpus"],
                                                                            int(suite_results["machine"]["torch_threads"])})
-    assert suite_results["precision"]["bf16_step_s"] > 0
+    assert suite_results["step_times"]["bf16_step_s"] > 0
+    assert suite_results["step_times"]["fast_dropout_speedup"] > 0
     assert [p["rows"] for p in suite_results["scaling"]["points"]] == [16, 32, 48]
     models = suite_results["inference"]["models"]
     assert models["base"]["ratio_to_base"] == {"median": 1.0, "min": 1.0, "max": 1.0}
