@@ -123,17 +123,26 @@ def _increment_lines(results: dict) -> list[str]:
         spread = 100 * (max(accuracies) - min(accuracies))
         lines += ["", f"Seed spread of our LoRA run (seeds {', '.join(str(run['seed']) for run in seeds)}): accuracy from {min(accuracies):.4f} "
                   f"to {max(accuracies):.4f}, {spread:.2f} points apart."]
-    if increment.get("seeds"):
-        lines += _seed_lines(increment["seeds"], targets)
+    judged = [item for item in increment["comparisons"] if item.get("seeds")]
+    if judged:
+        lines += ["", "Accuracy targets are judged on the mean gap over seeds, because one run per side moves by about as much as the "
+                  "allowed gap. At the first seed the real baseline is compared; at the others, a stand-in for it: our loop on the "
+                  "baseline's kind of batches (random order, torch's dropout, no padding, which a test shows leaves loss and gradients "
+                  "unchanged within 1e-5), so it trains like the baseline in a fraction of its time."]
+        added = increment.get("seed_runs_added")
+        if added and added.get("runs"):
+            lines += ["", f"{_plural(len(added['runs']), 'seed run')} of this section were trained after the main run, {added['date']}, "
+                      f"with `{added['command']}`, on the same rows and settings; their accuracy is comparable, their wall times take "
+                      "part in no target."]
+        for item in judged:
+            lines += _seed_lines(item, targets)
     lines += [""] + [f"- {line}" for line in _missed_training_targets(increment, targets, peak, spread)]
     return lines + [""]
 
 
-def _seed_lines(seeds: dict, targets: dict) -> list[str]:
-    lines = ["", "The LoRA accuracy target is judged on the mean gap over seeds, because one run per side moves by about as much as "
-             "the allowed gap. At the first seed the real baseline is compared; at the others, a stand-in for it: our loop on the "
-             "baseline's kind of batches (random order, torch's dropout, no padding, which a test shows leaves loss and gradients "
-             "unchanged within 1e-5), so it trains like the baseline in a fraction of its time.", "",
+def _seed_lines(item: dict, targets: dict) -> list[str]:
+    seeds = item["seeds"]
+    lines = ["", f"`{item['ours']}` against `{item['baseline']}`:", "",
              "| seed | ours | baseline or stand-in | gap (points) |", "| --- | --- | --- | --- |"]
     for index, seed in enumerate(seeds["seeds"]):
         lines.append(f"| {seed} | {seeds['ours'][index]:.4f} | {seeds['plain'][index]:.4f}{' (baseline)' if index == 0 else ''} | "
@@ -159,8 +168,10 @@ def _missed_training_targets(increment: dict, targets: dict, peak: float | None,
             )
         mean_gap = item.get("seed_mean_gap_points")
         if mean_gap is not None and mean_gap < -targets["gap_points"]:
-            lines.append(f"`{item['ours']}` is {-mean_gap:.2f} points below the baseline on the mean over seeds, "
-                         f"{-mean_gap - targets['gap_points']:.2f} points beyond the allowed gap.")
+            seeds = item["seeds"]
+            lines.append(f"`{item['ours']}` is {-mean_gap:.2f} points below the baseline on the mean over "
+                         f"{_plural(len(seeds['seeds']), 'seed')}, {-mean_gap - targets['gap_points']:.2f} points beyond the allowed gap "
+                         f"(standard error of the mean {seeds['standard_error_points']:.2f} points).")
         elif mean_gap is None and item["gap_points"] < -targets["gap_points"]:
             noise = f" Seeds of our LoRA run differ by up to {spread:.2f} points." if spread is not None else ""
             lines.append(

@@ -125,18 +125,11 @@ def run_suite(
 ) -> dict:
     """Run every section on `data_path` and return the results; `checkpoint` gets them after each section."""
     config = replace(config or TrainConfig(), epochs=size.epochs)
-    increment = load_increment(data_path, columns, validation_fraction=config.validation_fraction)
     needed = max(size.rows, *size.scaling_rows) if size.scaling_rows else size.rows
-    if len(increment.train) < needed:
-        raise AdaptersError(
-            f"data file {str(data_path)!r} has {len(increment.train)} training rows; the {size.name} benchmark needs {needed}; "
-            "pass a larger --data" + (" or use --quick" if size.name == "full" else "")
-        )
+    increment, train, validation = _load_rows(data_path, columns, config, needed, size.validation_rows, size.name)
     spec = resolve_base(base)
     tokenizer = load_tokenizer(spec)
     labels = increment.labels
-    train = increment.train.shuffle(seed=config.seed)
-    validation = increment.validation.select(range(min(size.validation_rows, len(increment.validation))))
     model_config = AutoConfig.from_pretrained(spec.location)
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -183,70 +176,159 @@ def run_suite(
     return results
 
 
+def _load_rows(data_path, columns: ColumnMap, config: TrainConfig, needed: int, validation_rows: int, size_name: str):
+    """Read the increment and return it with its shuffled train rows and the validation rows the suite uses."""
+    increment = load_increment(data_path, columns, validation_fraction=config.validation_fraction)
+    if len(increment.train) < needed:
+        raise AdaptersError(
+            f"data file {str(data_path)!r} has {len(increment.train)} training rows; the {size_name} benchmark needs {needed}; "
+            "pass a larger --data" + (" or use --quick" if size_name == "full" else "")
+        )
+    train = increment.train.shuffle(seed=config.seed)
+    validation = increment.validation.select(range(min(validation_rows, len(increment.validation))))
+    return increment, train, validation
+
+
 def _increment_section(spec, tokenizer, train, validation, labels, config, model_config, size):
     """Train one increment with the baseline and with our path, per method, and compare wall time and accuracy."""
     frozen = min(3, model_config.num_hidden_layers - 1)
     lengths = token_lengths(train, tokenizer, config.max_length)
-    plans = [
+    runs, predictions, lora_result = {}, {}, None
+    for name, kind, run_config in increment_plans(config, frozen, size.extra_seeds):
+        runs[name], predictions[name], result = _train_one(spec, tokenizer, train, validation, labels, model_config, lengths, name, kind,
+                                                           run_config)
+        if name == "ours, LoRA":
+            lora_result = result
+    truth = list(validation["label"])
+    comparisons = []
+    for ours, reference in _compared(frozen):
+        gap = paired_accuracy_gap(predictions[ours], predictions[reference], truth)
+        speedup = runs[reference]["wall_s"] / runs[ours]["wall_s"]
+        comparisons.append({"ours": ours, "baseline": reference, "speedup": speedup, **gap,
+                            "met": speedup >= TARGET_SPEEDUP and gap["gap_points"] >= -TARGET_GAP_POINTS})
+    increment = {"rows": len(train), "epochs": config.epochs, "validation_rows": len(validation), "frozen_layers": frozen,
+                 "runs": runs, "comparisons": comparisons}
+    _judge_over_seeds(increment, [config.seed, *size.extra_seeds])
+    return increment, lora_result
+
+
+def increment_plans(config: TrainConfig, frozen: int, extra_seeds=()) -> list[tuple[str, str, TrainConfig]]:
+    """List the (name, kind, config) of every run of the increment section.
+
+    At each extra seed, each of our runs is trained again, and so is a stand-in for each baseline:
+    our loop on the baseline's kind of batches (random order, torch's dropout). Padding does not
+    change the loss or the gradients, so the stand-in trains like the baseline in a fraction of its time.
+    """
+    main = [
         ("baseline, LoRA", "baseline", replace(config, method="lora")),
         ("ours, LoRA", "ours", replace(config, method="lora")),
         ("baseline, AdaLoRA", "baseline", replace(config, method="adalora")),
         ("ours, AdaLoRA", "ours", replace(config, method="adalora")),
         (f"ours, LoRA, --freeze-layers {frozen}, cached", "ours", replace(config, method="lora", freeze_layers=frozen, cache_prefix=True)),
     ]
-    # More seeds of our LoRA run and of a stand-in for the baseline: our loop on the baseline's kind of
-    # batches (random order, torch's dropout). Padding does not change the loss or the gradients
-    # (tests/test_speed_features.py), so the stand-in trains like the baseline at a fraction of its time.
-    for seed in size.extra_seeds:
-        plans += [(f"ours, LoRA, seed {seed}", "ours", replace(config, method="lora", seed=seed)),
-                  (f"{PLAIN}, LoRA, seed {seed}", "plain", replace(config, method="lora", seed=seed, group_by_length=False, fast_dropout=False))]
-    runs, predictions, lora_result = {}, {}, None
-    for name, kind, run_config in plans:
-        logger.info("Training one increment: %s", name)
-        if kind == "baseline":
-            figures = baseline_run(spec, tokenizer, train, validation, labels, run_config)
-        else:
-            figures, result = our_run(spec, tokenizer, train, validation, labels, run_config)
-            if name == "ours, LoRA":
-                lora_result = result
-        cached = kind != "baseline" and run_config.freeze_layers > 0 and run_config.cache_prefix
-        flop = training_flop(lengths, model_config, run_config, cached=cached)
-        predictions[name] = figures.pop("predictions")
-        runs[name] = {"kind": kind, "method": run_config.method, "freeze_layers": run_config.freeze_layers, "cached": cached,
-                      "seed": run_config.seed, **figures, "gflops": flop / figures["train_s"] / 1e9}
-        logger.info("%s: %.1f s, validation accuracy %.4f", name, figures["wall_s"], figures["accuracy"])
-    truth = list(validation["label"])
-    comparisons = []
-    for ours, reference in (("ours, LoRA", "baseline, LoRA"), ("ours, AdaLoRA", "baseline, AdaLoRA"),
-                            (f"ours, LoRA, --freeze-layers {frozen}, cached", "baseline, LoRA")):
-        gap = paired_accuracy_gap(predictions[ours], predictions[reference], truth)
-        speedup = runs[reference]["wall_s"] / runs[ours]["wall_s"]
-        comparisons.append({"ours": ours, "baseline": reference, "speedup": speedup, **gap,
-                            "met": speedup >= TARGET_SPEEDUP and gap["gap_points"] >= -TARGET_GAP_POINTS})
-    if size.extra_seeds:
-        seeds = seed_comparison(runs, [config.seed, *size.extra_seeds])
-        comparisons[0]["seed_mean_gap_points"] = seeds["mean_gap_points"]
-        comparisons[0]["met"] = comparisons[0]["speedup"] >= TARGET_SPEEDUP and seeds["mean_gap_points"] >= -TARGET_GAP_POINTS
+    plans = list(main)
+    for seed in extra_seeds:
+        for name, kind, run_config in main:
+            if kind == "baseline":
+                plain = replace(run_config, seed=seed, group_by_length=False, fast_dropout=False)
+                plans.append((f"{_stand_in(name)}, seed {seed}", "plain", plain))
+            else:
+                plans.append((f"{name}, seed {seed}", kind, replace(run_config, seed=seed)))
+    return plans
+
+
+def _stand_in(baseline_name: str) -> str:
+    return baseline_name.replace("baseline", PLAIN, 1)
+
+
+def _compared(frozen: int) -> list[tuple[str, str]]:
+    return [("ours, LoRA", "baseline, LoRA"), ("ours, AdaLoRA", "baseline, AdaLoRA"),
+            (f"ours, LoRA, --freeze-layers {frozen}, cached", "baseline, LoRA")]
+
+
+def _train_one(spec, tokenizer, train, validation, labels, model_config, lengths, name, kind, run_config):
+    """Train one planned run; return its figures, its validation predictions and our TrainResult (None for the baseline)."""
+    logger.info("Training one increment: %s", name)
+    result = None
+    if kind == "baseline":
+        figures = baseline_run(spec, tokenizer, train, validation, labels, run_config)
     else:
-        seeds = None
-    return {"rows": len(train), "epochs": config.epochs, "validation_rows": len(validation), "frozen_layers": frozen,
-            "runs": runs, "comparisons": comparisons, "seeds": seeds}, lora_result
+        figures, result = our_run(spec, tokenizer, train, validation, labels, run_config)
+    cached = kind != "baseline" and run_config.freeze_layers > 0 and run_config.cache_prefix
+    flop = training_flop(lengths, model_config, run_config, cached=cached)
+    predictions = figures.pop("predictions")
+    logger.info("%s: %.1f s, validation accuracy %.4f", name, figures["wall_s"], figures["accuracy"])
+    entry = {"kind": kind, "method": run_config.method, "freeze_layers": run_config.freeze_layers, "cached": cached,
+             "seed": run_config.seed, **figures, "gflops": flop / figures["train_s"] / 1e9}
+    return entry, predictions, result
 
 
-def seed_comparison(runs: dict, seeds: list[int]) -> dict:
-    """Compare our LoRA run's accuracy with the baseline's kind of training, seed by seed, and average the gaps in points.
+def _judge_over_seeds(increment: dict, seeds: list[int]) -> None:
+    """Judge each comparison's accuracy on the mean gap over `seeds` where every run of those seeds exists."""
+    if len(seeds) < 2:
+        return
+    for item in increment["comparisons"]:
+        try:
+            item["seeds"] = seed_comparison(increment["runs"], seeds, item["ours"], item["baseline"])
+        except KeyError:
+            continue
+        item["seed_mean_gap_points"] = item["seeds"]["mean_gap_points"]
+        item["met"] = item["speedup"] >= TARGET_SPEEDUP and item["seed_mean_gap_points"] >= -TARGET_GAP_POINTS
 
-    The first seed pairs the real runs ("ours, LoRA" and "baseline, LoRA"); each further seed pairs
-    "ours, LoRA, seed N" with the stand-in for the baseline. The standard error is that of the mean
-    of the per-seed gaps.
+
+def seed_comparison(runs: dict, seeds: list[int], ours: str, baseline: str) -> dict:
+    """Compare run `ours` with the baseline's kind of training, seed by seed, and average the accuracy gaps in points.
+
+    The first seed pairs the real runs `ours` and `baseline`; each further seed N pairs "<ours>, seed N"
+    with the baseline's stand-in at that seed. The standard error is that of the mean of the per-seed gaps.
+
+    Raises:
+        KeyError: a run of one of the seeds is missing.
     """
-    pairs = [(runs["ours, LoRA"], runs["baseline, LoRA"])]
-    pairs += [(runs[f"ours, LoRA, seed {seed}"], runs[f"{PLAIN}, LoRA, seed {seed}"]) for seed in seeds[1:]]
-    gaps = [100 * (ours["accuracy"] - plain["accuracy"]) for ours, plain in pairs]
+    pairs = [(runs[ours], runs[baseline])]
+    pairs += [(runs[f"{ours}, seed {seed}"], runs[f"{_stand_in(baseline)}, seed {seed}"]) for seed in seeds[1:]]
+    gaps = [100 * (mine["accuracy"] - plain["accuracy"]) for mine, plain in pairs]
     mean = sum(gaps) / len(gaps)
     spread = math.sqrt(sum((gap - mean) ** 2 for gap in gaps) / (len(gaps) - 1)) if len(gaps) > 1 else 0.0
-    return {"seeds": seeds, "ours": [ours["accuracy"] for ours, _ in pairs], "plain": [plain["accuracy"] for _, plain in pairs],
+    return {"seeds": seeds, "ours": [mine["accuracy"] for mine, _ in pairs], "plain": [plain["accuracy"] for _, plain in pairs],
             "gaps_points": gaps, "mean_gap_points": mean, "standard_error_points": spread / math.sqrt(len(gaps))}
+
+
+def add_seed_runs(results: dict, data_path: str | Path, columns: ColumnMap, seeds: list[int], *, base: str | None = None,
+                  command: str | None = None) -> list[str]:
+    """Train the increment runs that `results` lacks at `seeds` and judge every comparison over its seeds.
+
+    The rows, validation rows and settings are those recorded in `results`, so accuracy, which does
+    not depend on the machine's load, is comparable with the stored runs. Wall times of the added
+    runs are recorded but take part in no target. Returns the names of the runs trained.
+    """
+    increment = results["increment"]
+    config = replace(TrainConfig.from_dict(results["config"]), epochs=increment["epochs"])
+    data, train, validation = _load_rows(data_path, columns, config, increment["rows"], increment["validation_rows"], results["size"]["name"])
+    if data.fingerprint != results["data"]["fingerprint"]:
+        raise AdaptersError(f"data file {str(data_path)!r} differs from the one the stored results were measured on; "
+                            f"pass the file with fingerprint {results['data']['fingerprint']}")
+    train = train.select(range(increment["rows"]))
+    spec = resolve_base(base)
+    tokenizer = load_tokenizer(spec)
+    model_config = AutoConfig.from_pretrained(spec.location)
+    lengths = token_lengths(train, tokenizer, config.max_length)
+    added = []
+    for name, kind, run_config in increment_plans(config, increment["frozen_layers"], seeds):
+        if name in increment["runs"]:
+            continue
+        increment["runs"][name], _, _ = _train_one(spec, tokenizer, train, validation, results["labels"], model_config, lengths, name,
+                                                   kind, run_config)
+        added.append(name)
+    results["size"]["extra_seeds"] = sorted(set(results["size"]["extra_seeds"]) | set(seeds))
+    # Suites before per-comparison seeds kept one LoRA-only summary here.
+    increment.pop("seeds", None)
+    _judge_over_seeds(increment, [config.seed, *results["size"]["extra_seeds"]])
+    if added:
+        earlier = increment.get("seed_runs_added", {}).get("runs", [])
+        increment["seed_runs_added"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                        "command": command or " ".join(shlex.quote(arg) for arg in sys.argv), "runs": earlier + added}
+    return added
 
 
 def _scaling_section(spec, tokenizer, train, validation, labels, config, size):

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adapters.bench_report import format_suite, write_plots
-from adapters.bench_suite import SIZES, registry_memory, run_suite
+from adapters.bench_suite import SIZES, add_seed_runs, registry_memory, run_suite
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.deploy import merge_versions
@@ -59,6 +59,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the stored JSON")
     parser.add_argument("--redo-memory", action="store_true",
                         help="measure only the registry-growth memory section again and replace it in the stored speed results")
+    parser.add_argument("--add-seeds", type=_seed_list, metavar="SEEDS",
+                        help="train the increment runs the stored speed results lack at these comma-separated seeds, "
+                             "and judge accuracy over all stored seeds")
     args = parser.parse_args()
     if args.quick:
         args.parts, args.rows_per_part, args.epochs = 2, 600, 2
@@ -101,6 +104,13 @@ def quality_part(args, columns, command: str) -> dict:
             "matrix": quality_matrix(targets, increments, columns), "elapsed_s": time.perf_counter() - started}
 
 
+def _seed_list(value: str) -> list[int]:
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed list {value!r}: use integers separated by commas, such as 43,44") from None
+
+
 def speed_data(args, columns) -> Path:
     """Return the first third of the file by product_uid, so the size scaling has 8,000 training rows to draw from."""
     return split_file(args.data, args.work / "speed", by="product_uid", parts=3, encoding=columns.encoding, force=True)[0]
@@ -126,10 +136,13 @@ def main() -> int:
             stored[part] = value
             json_path.write_text(json.dumps(stored, indent=2, default=str) + "\n")
 
-        if args.redo_memory:
-            if "speed" not in stored:
-                print("run_benchmarks: error: no stored speed results to update; run --only speed first", file=sys.stderr)
-                return 2
+        if (args.redo_memory or args.add_seeds) and "speed" not in stored:
+            print("run_benchmarks: error: no stored speed results to update; run --only speed first", file=sys.stderr)
+            return 2
+        if args.add_seeds:
+            add_seed_runs(stored["speed"], speed_data(args, columns), columns, args.add_seeds, command=command)
+            save("speed", stored["speed"])
+        elif args.redo_memory:
             stored["speed"]["registry_memory"] = registry_memory(speed_data(args, columns), columns, SIZES["quick" if args.quick else "full"])
             stored["speed"]["registry_memory_remeasured"] = {
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command}

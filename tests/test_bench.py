@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -10,7 +11,7 @@ from transformers import BertConfig
 
 from adapters.bench import layer_flop, linear_fit, paired_accuracy_gap, training_flop
 from adapters.bench_report import PLOTS, format_suite, write_plots
-from adapters.bench_suite import BenchSize, run_suite, seed_comparison
+from adapters.bench_suite import BenchSize, add_seed_runs, run_suite, seed_comparison
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.demo import run_demo
@@ -55,7 +56,7 @@ def test_seed_comparison_averages_gaps():
     runs = {"ours, LoRA": {"accuracy": 0.50}, "baseline, LoRA": {"accuracy": 0.51},
             "ours, LoRA, seed 43": {"accuracy": 0.52}, "plain batches, LoRA, seed 43": {"accuracy": 0.50},
             "ours, LoRA, seed 44": {"accuracy": 0.49}, "plain batches, LoRA, seed 44": {"accuracy": 0.49}}
-    seeds = seed_comparison(runs, [42, 43, 44])
+    seeds = seed_comparison(runs, [42, 43, 44], "ours, LoRA", "baseline, LoRA")
     # Gaps -1, +2 and 0 points: mean 1/3, squared deviations 16/9 + 25/9 + 1/9, sample variance 7/3,
     # standard error sqrt(7/9).
     assert seeds["gaps_points"] == pytest.approx([-1.0, 2.0, 0.0])
@@ -76,12 +77,16 @@ def test_suite_compares_increment_runs(suite_results):
     increment = suite_results["increment"]
     runs = increment["runs"]
 
-    assert set(runs) == {"baseline, LoRA", "ours, LoRA", "baseline, AdaLoRA", "ours, AdaLoRA", "ours, LoRA, --freeze-layers 1, cached",
-                         "ours, LoRA, seed 5", "plain batches, LoRA, seed 5"}
-    seeds = increment["seeds"]
-    assert seeds["seeds"] == [42, 5]
-    assert seeds["plain"] == [runs["baseline, LoRA"]["accuracy"], runs["plain batches, LoRA, seed 5"]["accuracy"]]
-    assert increment["comparisons"][0]["seed_mean_gap_points"] == pytest.approx(seeds["mean_gap_points"])
+    main = {"baseline, LoRA", "ours, LoRA", "baseline, AdaLoRA", "ours, AdaLoRA", "ours, LoRA, --freeze-layers 1, cached"}
+    stand_ins = {"plain batches, LoRA, seed 5", "plain batches, AdaLoRA, seed 5"}
+    assert set(runs) == main | stand_ins | {f"{name}, seed 5" for name in main if name.startswith("ours")}
+    for item in increment["comparisons"]:
+        seeds = item["seeds"]
+        assert seeds["seeds"] == [42, 5]
+        assert seeds["ours"] == [runs[item["ours"]]["accuracy"], runs[f"{item['ours']}, seed 5"]["accuracy"]]
+        assert item["seed_mean_gap_points"] == pytest.approx(seeds["mean_gap_points"])
+    adalora = increment["comparisons"][1]["seeds"]
+    assert adalora["plain"] == [runs["baseline, AdaLoRA"]["accuracy"], runs["plain batches, AdaLoRA, seed 5"]["accuracy"]]
     assert all(run["samples"] == 48 for run in runs.values())
     assert runs["baseline, LoRA"]["padding_share"] > 0.5
     for item in increment["comparisons"]:
@@ -116,6 +121,19 @@ def test_suite_renders_report_and_plots(suite_results, tmp_path):
     written = write_plots(suite_results, tmp_path)
     assert [path.name for path in written] == list(PLOTS)
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
+
+
+def test_added_seed_runs_join_comparisons(suite_results, tiny_bert):
+    results = copy.deepcopy(suite_results)
+    added = add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [6], base=str(tiny_bert), command="add seeds")
+
+    assert sorted(added) == sorted(["ours, LoRA, seed 6", "plain batches, LoRA, seed 6", "ours, AdaLoRA, seed 6",
+                                    "plain batches, AdaLoRA, seed 6", "ours, LoRA, --freeze-layers 1, cached, seed 6"])
+    assert all(item["seeds"]["seeds"] == [42, 5, 6] for item in results["increment"]["comparisons"])
+    assert "5 seed runs of this section were trained after the main run" in format_suite(results)
+    # Runs at a seed already stored are not trained again, and the record of the earlier addition stays.
+    assert add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [5, 6], base=str(tiny_bert)) == []
+    assert "with `add seeds`" in format_suite(results)
 
 
 def test_suite_rejects_too_small_data(tiny_bert, increment_csv):
