@@ -264,14 +264,13 @@ def _train_one(spec, tokenizer, train, validation, labels, model_config, lengths
 
 
 def _judge_over_seeds(increment: dict, seeds: list[int]) -> None:
-    """Judge each comparison's accuracy on the mean gap over `seeds` where every run of those seeds exists."""
-    if len(seeds) < 2:
-        return
+    """Judge each comparison's accuracy on the mean gap over those of `seeds` whose runs on both sides exist."""
+    runs = increment["runs"]
     for item in increment["comparisons"]:
-        try:
-            item["seeds"] = seed_comparison(increment["runs"], seeds, item["ours"], item["baseline"])
-        except KeyError:
+        present = [seed for seed in seeds[1:] if f"{item['ours']}, seed {seed}" in runs and f"{_stand_in(item['baseline'])}, seed {seed}" in runs]
+        if not present:
             continue
+        item["seeds"] = seed_comparison(runs, [seeds[0], *present], item["ours"], item["baseline"])
         item["seed_mean_gap_points"] = item["seeds"]["mean_gap_points"]
         item["met"] = item["speedup"] >= TARGET_SPEEDUP and item["seed_mean_gap_points"] >= -TARGET_GAP_POINTS
 
@@ -295,12 +294,13 @@ def seed_comparison(runs: dict, seeds: list[int], ours: str, baseline: str) -> d
 
 
 def add_seed_runs(results: dict, data_path: str | Path, columns: ColumnMap, seeds: list[int], *, base: str | None = None,
-                  command: str | None = None) -> list[str]:
+                  command: str | None = None, checkpoint: Callable[[dict], None] | None = None) -> list[str]:
     """Train the increment runs that `results` lacks at `seeds` and judge every comparison over its seeds.
 
     The rows, validation rows and settings are those recorded in `results`, so accuracy, which does
     not depend on the machine's load, is comparable with the stored runs. Wall times of the added
-    runs are recorded but take part in no target. Returns the names of the runs trained.
+    runs are recorded but take part in no target. `checkpoint` gets `results` after each run, so an
+    interrupted call keeps the runs it finished. Returns the names of the runs trained.
     """
     increment = results["increment"]
     config = replace(TrainConfig.from_dict(results["config"]), epochs=increment["epochs"])
@@ -313,6 +313,10 @@ def add_seed_runs(results: dict, data_path: str | Path, columns: ColumnMap, seed
     tokenizer = load_tokenizer(spec)
     model_config = AutoConfig.from_pretrained(spec.location)
     lengths = token_lengths(train, tokenizer, config.max_length)
+    # Suites before per-comparison seeds kept one LoRA-only summary here.
+    increment.pop("seeds", None)
+    command = command or " ".join(shlex.quote(arg) for arg in sys.argv)
+    earlier = increment.get("seed_runs_added", {}).get("runs", [])
     added = []
     for name, kind, run_config in increment_plans(config, increment["frozen_layers"], seeds):
         if name in increment["runs"]:
@@ -320,14 +324,13 @@ def add_seed_runs(results: dict, data_path: str | Path, columns: ColumnMap, seed
         increment["runs"][name], _, _ = _train_one(spec, tokenizer, train, validation, results["labels"], model_config, lengths, name,
                                                    kind, run_config)
         added.append(name)
-    results["size"]["extra_seeds"] = sorted(set(results["size"]["extra_seeds"]) | set(seeds))
-    # Suites before per-comparison seeds kept one LoRA-only summary here.
-    increment.pop("seeds", None)
-    _judge_over_seeds(increment, [config.seed, *results["size"]["extra_seeds"]])
-    if added:
-        earlier = increment.get("seed_runs_added", {}).get("runs", [])
-        increment["seed_runs_added"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                        "command": command or " ".join(shlex.quote(arg) for arg in sys.argv), "runs": earlier + added}
+        stored_seeds = {run["seed"] for run in increment["runs"].values()} - {config.seed}
+        results["size"]["extra_seeds"] = sorted(stored_seeds)
+        _judge_over_seeds(increment, [config.seed, *results["size"]["extra_seeds"]])
+        increment["seed_runs_added"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command,
+                                        "runs": earlier + added}
+        if checkpoint:
+            checkpoint(results)
     return added
 
 

@@ -140,8 +140,8 @@ def main() -> int:
             print("run_benchmarks: error: no stored speed results to update; run --only speed first", file=sys.stderr)
             return 2
         if args.add_seeds:
-            add_seed_runs(stored["speed"], speed_data(args, columns), columns, args.add_seeds, command=command)
-            save("speed", stored["speed"])
+            add_seed_runs(stored["speed"], speed_data(args, columns), columns, args.add_seeds, command=command,
+                          checkpoint=lambda results: save("speed", results))
         elif args.redo_memory:
             stored["speed"]["registry_memory"] = registry_memory(speed_data(args, columns), columns, SIZES["quick" if args.quick else "full"])
             stored["speed"]["registry_memory_remeasured"] = {

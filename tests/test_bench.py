@@ -125,11 +125,15 @@ def test_suite_renders_report_and_plots(suite_results, tmp_path):
 
 def test_added_seed_runs_join_comparisons(suite_results, tiny_bert):
     results = copy.deepcopy(suite_results)
-    added = add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [6], base=str(tiny_bert), command="add seeds")
+    saved = []
+    added = add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [6], base=str(tiny_bert), command="add seeds",
+                          checkpoint=lambda stored: saved.append(len(stored["increment"]["runs"])))
 
     assert sorted(added) == sorted(["ours, LoRA, seed 6", "plain batches, LoRA, seed 6", "ours, AdaLoRA, seed 6",
                                     "plain batches, AdaLoRA, seed 6", "ours, LoRA, --freeze-layers 1, cached, seed 6"])
     assert all(item["seeds"]["seeds"] == [42, 5, 6] for item in results["increment"]["comparisons"])
+    # One checkpoint per trained run, each holding the runs finished so far.
+    assert saved == [len(suite_results["increment"]["runs"]) + count for count in range(1, 6)]
     assert "5 seed runs of this section were trained after the main run" in format_suite(results)
     # Runs at a seed already stored are not trained again, and the record of the earlier addition stays.
     assert add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [5, 6], base=str(tiny_bert)) == []
