@@ -253,7 +253,7 @@ def thread_scan(spec, tokenizer, rows: datasets.Dataset, validation: datasets.Da
             inference = inference_comparison({"base": base}, rows, config.eval_batch_size, repeats=2)
             rows_out.append({"threads": count, "training_samples_per_s": figures["samples_per_s"],
                              "inference_samples_per_s": inference["base"]["samples_per_s"]})
-            logger.info("%d threads: training %.1f, inference %.1f samples/s", count, figures["samples_per_s"],
+            logger.info("%d thread%s: training %.1f, inference %.1f samples/s", count, "" if count == 1 else "s", figures["samples_per_s"],
                         inference["base"]["samples_per_s"])
     finally:
         torch.set_num_threads(original)

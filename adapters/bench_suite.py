@@ -303,11 +303,14 @@ def add_seed_runs(results: dict, data_path: str | Path, columns: ColumnMap, seed
     interrupted call keeps the runs it finished. Returns the names of the runs trained.
     """
     increment = results["increment"]
+    if "fast_dropout" not in results["config"]:
+        raise AdaptersError("the stored results predate the fast dropout, so new seed runs would train differently; "
+                            "measure the whole suite again instead")
     config = replace(TrainConfig.from_dict(results["config"]), epochs=increment["epochs"])
     data, train, validation = _load_rows(data_path, columns, config, increment["rows"], increment["validation_rows"], results["size"]["name"])
     if data.fingerprint != results["data"]["fingerprint"]:
-        raise AdaptersError(f"data file {str(data_path)!r} differs from the one the stored results were measured on; "
-                            f"pass the file with fingerprint {results['data']['fingerprint']}")
+        raise AdaptersError(f"data file {str(data_path)!r} differs from the one the stored results were measured on "
+                            f"({results['data']['path']}, fingerprint {results['data']['fingerprint']}); pass the data file used then")
     train = train.select(range(increment["rows"]))
     spec = resolve_base(base)
     tokenizer = load_tokenizer(spec)

@@ -34,6 +34,7 @@ from adapters.bench_suite import SIZES, add_seed_runs, registry_memory, run_suit
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.deploy import merge_versions
+from adapters.errors import AdaptersError
 from adapters.evaluation import format_matrix, quality_matrix
 from adapters.split import split_file
 from adapters.workflow import load_merged_model, load_version_model, open_registry, train_increment
@@ -53,15 +54,16 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--merge", action="append", default=[], metavar="IDS",
                         help="an extra merge to evaluate, as comma-separated version ids with equal weights; repeatable")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work", help="scratch folder (default: benchmarks/work)")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="page to write")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="page to write; its results are read from and saved to the same path with a .json suffix")
     parser.add_argument("--reuse", action="store_true", help="keep versions already trained in the work folder")
     parser.add_argument("--quick", action="store_true", help="2 increments of 600 rows, 2 epochs, and the quick speed suite")
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the stored JSON")
     parser.add_argument("--redo-memory", action="store_true",
                         help="measure only the registry-growth memory section again and replace it in the stored speed results")
     parser.add_argument("--add-seeds", type=_seed_list, metavar="SEEDS",
-                        help="train the increment runs the stored speed results lack at these comma-separated seeds, "
-                             "and judge accuracy over all stored seeds")
+                        help="train the increment runs the stored speed results (the JSON beside --results) lack at these "
+                             "comma-separated seeds, on the same --data, and judge accuracy over all stored seeds; each new seed "
+                             "trains 5 runs, about 15 minutes on 2 CPU cores")
     args = parser.parse_args()
     if args.quick:
         args.parts, args.rows_per_part, args.epochs = 2, 600, 2
@@ -106,9 +108,12 @@ def quality_part(args, columns, command: str) -> dict:
 
 def _seed_list(value: str) -> list[int]:
     try:
-        return [int(part) for part in value.split(",") if part.strip()]
+        seeds = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid seed list {value!r}: use integers separated by commas, such as 43,44") from None
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"invalid seed list {value!r}: use distinct integers separated by commas, such as 43,44")
+    return seeds
 
 
 def speed_data(args, columns) -> Path:
@@ -140,6 +145,10 @@ def main() -> int:
             print("run_benchmarks: error: no stored speed results to update; run --only speed first", file=sys.stderr)
             return 2
         if args.add_seeds:
+            main_seed = stored["speed"]["config"]["seed"]
+            if main_seed in args.add_seeds:
+                print(f"run_benchmarks: error: seed {main_seed} is the main run's seed; pass other seeds", file=sys.stderr)
+                return 2
             add_seed_runs(stored["speed"], speed_data(args, columns), columns, args.add_seeds, command=command,
                           checkpoint=lambda results: save("speed", results))
         elif args.redo_memory:
@@ -200,5 +209,13 @@ def quality_lines(quality: dict) -> list[str]:
     return lines + [""]
 
 
+def _main_with_errors() -> int:
+    try:
+        return main()
+    except AdaptersError as error:
+        print(f"run_benchmarks: error: {error}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_main_with_errors())
