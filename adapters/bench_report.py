@@ -136,7 +136,7 @@ def _increment_lines(results: dict) -> list[str]:
         if added and added.get("runs"):
             lines += ["", f"{_plural(len(added['runs']), 'seed run')} of this section were trained after the main run, {added['date']}, "
                       f"with `{added['command']}`, on the same rows and settings; their accuracy is comparable, their wall times take "
-                      "part in no target."]
+                      "part in no target." + (f" {added['note']}" if added.get("note") else "")]
         for item in judged:
             lines += _seed_lines(item, targets)
     lines += [""] + [f"- {line}" for line in _missed_training_targets(increment, targets, peak, spread)]
@@ -172,9 +172,15 @@ def _missed_training_targets(increment: dict, targets: dict, peak: float | None,
         mean_gap = item.get("seed_mean_gap_points")
         if mean_gap is not None and mean_gap < -targets["gap_points"]:
             seeds = item["seeds"]
+            if ours["freeze_layers"]:
+                cause = (f"Only the upper layers carry adapters in this run, which is the one difference from `{item['ours'].split(', --')[0]}` "
+                         "besides the cache (exact, tested); it stays opt-in.")
+            else:
+                cause = ("Our run differs from the stand-in only by length-grouped batches and the fast dropout, whose masks have the "
+                         "same distribution as torch's (tested); which of the two costs accuracy is not measured yet.")
             lines.append(f"`{item['ours']}` is {-mean_gap:.2f} points below the baseline on the mean over "
                          f"{_plural(len(seeds['seeds']), 'seed')}, {-mean_gap - targets['gap_points']:.2f} points beyond the allowed gap "
-                         f"(standard error of the mean {seeds['standard_error_points']:.2f} points).")
+                         f"(standard error of the mean {seeds['standard_error_points']:.2f} points). {cause}")
         elif mean_gap is None and item["gap_points"] < -targets["gap_points"]:
             noise = f" Seeds of our LoRA run differ by up to {spread:.2f} points." if spread is not None else ""
             lines.append(
