@@ -17,7 +17,7 @@ from adapters.training import train_adapter
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
-def test_drop_rate_matches_probability_in_each_16_bit_lane(p):
+def test_drop_rate_per_lane(p):
     torch.manual_seed(0)
     count = 1 << 20
     layer = FastDropout(p).train()
@@ -28,7 +28,7 @@ def test_drop_rate_matches_probability_in_each_16_bit_lane(p):
         assert dropped[lane::4].float().mean().item() == pytest.approx(p, abs=tolerance)
 
 
-def test_kept_elements_are_scaled_so_the_mean_is_unchanged():
+def test_kept_values_keep_the_mean():
     torch.manual_seed(1)
     layer = FastDropout(0.1).train()
     inputs = torch.rand(4096) + 0.5
