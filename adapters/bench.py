@@ -28,6 +28,7 @@ from adapters.config import TrainConfig
 from adapters.evaluation import predict_probabilities
 from adapters.fast_dropout import fast_dropout
 from adapters.modeling import encode, model_inputs, wrap_for_training
+from adapters.precision import autocast, resolve_precision
 from adapters.training import train_adapter
 from adapters.workflow import LoadedTarget, software_versions
 
@@ -143,7 +144,7 @@ def baseline_run(spec, tokenizer, train: datasets.Dataset, validation: datasets.
             best = (accuracy, epoch + 1, predictions)
         logger.info("Baseline %s epoch %d: validation accuracy %.4f", config.method, epoch + 1, accuracy)
     wall_s = time.perf_counter() - started
-    return {"wall_s": wall_s, "train_s": train_s, "samples": samples, "samples_per_s": samples / train_s,
+    return {"wall_s": wall_s, "train_s": train_s, "precision": "fp32", "samples": samples, "samples_per_s": samples / train_s,
             "tokens_per_s": tokens / train_s, "padding_share": 1 - tokens / padded, "accuracy": best[0], "best_epoch": best[1],
             "epoch_accuracies": accuracies, "predictions": best[2]}
 
@@ -170,10 +171,11 @@ def our_run(spec, tokenizer, train: datasets.Dataset, validation: datasets.Datas
     result = train_adapter(build, tokenizer, train, validation, labels, config)
     wall_s = time.perf_counter() - started
     target = LoadedTarget(result.model, tokenizer, labels, "trained")
-    predictions = predict_probabilities(target, validation, batch_size=config.eval_batch_size, max_length=config.max_length).argmax(-1).tolist()
+    predictions = predict_probabilities(target, validation, batch_size=config.eval_batch_size, max_length=config.max_length,
+                                        precision=result.precision).argmax(-1).tolist()
     figures = {"wall_s": wall_s, "train_s": len(train) * config.epochs / result.samples_per_s, "samples": len(train) * config.epochs,
                "samples_per_s": result.samples_per_s, "tokens_per_s": result.tokens_per_s, "accuracy": result.metrics["accuracy"],
-               "best_epoch": result.best_epoch, "epoch_accuracies": [entry["accuracy"] for entry in result.history], "predictions": predictions}
+               "precision": result.precision, "best_epoch": result.best_epoch, "epoch_accuracies": [entry["accuracy"] for entry in result.history], "predictions": predictions}
     return figures, result
 
 
@@ -197,9 +199,10 @@ def step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[str], confi
                precision_steps: int) -> dict:
     """Time training steps with torch's dropout against FastDropout, and float32 against bfloat16 autocast.
 
-    The dropout comparison alternates the two kinds on each batch so that drift in the machine's
-    speed reaches both alike. Each kind and precision gets one untimed warm-up step. Batches are
-    unsorted and padded to their longest row, so they are slower per row than the training loop.
+    The dropout kinds are compared in the precision that `config.precision` resolves to on this
+    machine, the one training uses, alternating on each batch so that drift in the machine's speed
+    reaches both alike. Each kind and precision gets one untimed warm-up step. Batches are unsorted
+    and padded to their longest row, so they are slower per row than the training loop.
     """
     steps = max(dropout_steps, precision_steps)
     model = wrap_for_training(load_classifier(spec, labels, seed=config.seed), config, 10 * (steps + 1))
@@ -213,33 +216,36 @@ def step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[str], confi
     def timed_step(batch, *, fast: bool, precision: str) -> float:
         with fast_dropout(model, enabled=fast):
             started = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            with autocast(precision):
                 loss = model(**model_inputs(batch)).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
             return time.perf_counter() - started
 
-    # The float32 steps with fast dropout are also the reference for bfloat16, so they run at least as
-    # often as the bfloat16 ones.
-    dropout_steps = steps
-    seconds = {"torch_dropout": [], "fast_dropout": [], "bf16": []}
-    for index, batch in enumerate(batches[: dropout_steps + 1]):
+    # The dropout kinds are compared in the precision training resolves to here. The steps with fast
+    # dropout in that precision are also the reference for the other precision.
+    default = resolve_precision(config.precision)
+    other = "fp32" if default == "bf16" else "bf16"
+    seconds = {"torch_dropout": [], "fast_dropout": [], other: []}
+    for index, batch in enumerate(batches[: steps + 1]):
         for kind in ("torch_dropout", "fast_dropout"):
-            elapsed = timed_step(batch, fast=kind == "fast_dropout", precision="fp32")
+            elapsed = timed_step(batch, fast=kind == "fast_dropout", precision=default)
             if index:
                 seconds[kind].append(elapsed)
     for index, batch in enumerate(batches[: precision_steps + 1]):
-        elapsed = timed_step(batch, fast=True, precision="bf16")
+        elapsed = timed_step(batch, fast=True, precision=other)
         if index:
-            seconds["bf16"].append(elapsed)
+            seconds[other].append(elapsed)
     mean = {kind: sum(values) / len(values) if values else None for kind, values in seconds.items()}
-    results = {"batch_size": config.batch_size, "dropout_steps": dropout_steps, "precision_steps": precision_steps,
-               "torch_dropout_step_s": mean["torch_dropout"], "fast_dropout_step_s": mean["fast_dropout"], "bf16_step_s": mean["bf16"]}
+    per_precision = {default: mean["fast_dropout"], other: mean[other]}
+    results = {"batch_size": config.batch_size, "dropout_steps": steps, "precision_steps": precision_steps, "precision": default,
+               "torch_dropout_step_s": mean["torch_dropout"], "fast_dropout_step_s": mean["fast_dropout"],
+               "bf16_step_s": per_precision["bf16"], "fp32_step_s": per_precision["fp32"]}
     if mean["torch_dropout"] and mean["fast_dropout"]:
         results["fast_dropout_speedup"] = mean["torch_dropout"] / mean["fast_dropout"]
-    if mean["bf16"] and mean["fast_dropout"]:
-        results["bf16_to_fp32_time"] = mean["bf16"] / mean["fast_dropout"]
+    if per_precision["bf16"] and per_precision["fp32"]:
+        results["bf16_to_fp32_time"] = per_precision["bf16"] / per_precision["fp32"]
     return results
 
 

@@ -7,6 +7,7 @@ median with the range, so a slow moment of a shared machine hits both sides alik
 from __future__ import annotations
 
 import copy
+import csv
 import logging
 import statistics
 import tempfile
@@ -60,38 +61,53 @@ def inference_comparison(targets: dict[str, LoadedTarget], rows: datasets.Datase
     return {name: {**_summary(len(rows), seconds[name]), f"ratio_to_{reference}": ratios[name]} for name in targets}
 
 
-def scoring_comparison(folder: Path, data_path: Path, columns: ColumnMap, batch_size: int, repeats: int = 3) -> dict:
+def scoring_comparison(folder: Path, data_path: Path, columns: ColumnMap, batch_size: int, repeats: int = 3) -> tuple[dict, dict]:
     """Score one file end to end with `score_file` and with `transformers.pipeline`, interleaved.
 
-    Ours reads the file, scores and writes a CSV; the pipeline side reads the same file with the same
-    reader and scores it with `pipeline("text-classification", top_k=None)` at the same batch size.
+    Ours reads the file, scores in its default precision and writes a CSV; the pipeline side reads
+    the same file with the same reader and scores it with `pipeline("text-classification",
+    top_k=None)` at the same batch size, in float32. Returns the timings and, from the warm-up pass,
+    how far our probabilities are from the pipeline's.
     """
     from transformers import pipeline
 
     target = load_merged_model(folder)
     classifier = pipeline("text-classification", model=str(folder), tokenizer=str(folder), device="cpu", top_k=None)
+    summaries = {}
 
     def ours(out: Path):
-        score_file(target, data_path, columns, out, batch_size=batch_size)
+        summaries["ours"] = score_file(target, data_path, columns, out, batch_size=batch_size)
 
     def theirs(_out: Path):
         _, pairs = read_pairs(data_path, columns)
         inputs = [{"text": text, "text_pair": pair} for text, pair in zip(pairs["text"], pairs["text_pair"])]
-        classifier(inputs, batch_size=batch_size, truncation=True)
+        return classifier(inputs, batch_size=batch_size, truncation=True)
 
     _, pairs = read_pairs(data_path, columns)
     seconds = {"adapters score": [], "transformers pipeline": []}
     with tempfile.TemporaryDirectory(prefix="adapters-score-bench-") as scratch:
+        ours(Path(scratch) / "warm-up.csv")
+        agreement = _agreement(Path(scratch) / "warm-up.csv", theirs(Path(scratch) / "warm-up-pipeline.csv"), target.labels)
         runners = {"adapters score": ours, "transformers pipeline": theirs}
-        for run in runners.values():
-            run(Path(scratch) / "warm-up.csv")
         for index in range(repeats):
             for name, run in runners.items():
                 started = time.perf_counter()
                 run(Path(scratch) / f"scores-{index}.csv")
                 seconds[name].append(time.perf_counter() - started)
     ratios = _ratios(seconds, "transformers pipeline")
-    return {name: {**_summary(len(pairs), seconds[name]), "ratio_to_pipeline": ratios[name]} for name in seconds}
+    results = {name: {**_summary(len(pairs), seconds[name]), "ratio_to_pipeline": ratios[name]} for name in seconds}
+    results["adapters score"]["precision"] = summaries["ours"]["precision"]
+    results["transformers pipeline"]["precision"] = "fp32"
+    return results, agreement
+
+
+def _agreement(ours_csv: Path, theirs: list[list[dict]], labels: list[str]) -> dict:
+    """Largest probability difference and share of rows with the same top label, ours against the pipeline's."""
+    with open(ours_csv, newline="", encoding="utf-8") as stream:
+        mine = torch.tensor([[float(row[f"p_{label}"]) for label in labels] for row in csv.DictReader(stream)])
+    reference = torch.tensor([[{item["label"]: item["score"] for item in row}[label] for label in labels] for row in theirs])
+    same_top = (mine.argmax(-1) == reference.argmax(-1)).float().mean().item()
+    return {"max_probability_difference": (mine - reference).abs().max().item(), "same_top_label": same_top, "rows": len(theirs)}
 
 
 def publish_random_adapters(registry, spec, labels: list[str], count: int, *, rank: int = 8, seed: int = 0) -> list[int]:

@@ -201,18 +201,24 @@ def _settings_lines(results: dict) -> list[str]:
     if steps and steps.get("fast_dropout_speedup"):
         lines += [f"FastDropout: {steps['fast_dropout_step_s']:.3f} s per training step against {steps['torch_dropout_step_s']:.3f} s with "
                   f"torch's dropout ({steps['fast_dropout_speedup']:.2f}x, {_plural(steps['dropout_steps'], 'step')} of "
-                  f"{steps['batch_size']} rows each, the two kinds alternating on the same batches)."]
+                  f"{steps['batch_size']} rows each in {_PRECISION_NAMES[steps.get('precision', 'fp32')]}, the two kinds alternating on the same batches)."]
         if steps["fast_dropout_speedup"] > 1:
             lines.append("It is faster here, so `adapters train` uses it on CPU by default (--no-fast-dropout turns it off).")
         else:
             lines.append("It was not faster in this run. `adapters train` still uses it on CPU by default; if an idle rerun confirms "
                          "this, pass --no-fast-dropout on this machine. Other work on the CPUs also moves this figure (see the load average).")
     if steps and steps.get("bf16_to_fp32_time"):
-        lines += [f"bfloat16 autocast: {steps['bf16_step_s']:.2f} s per training step against {steps['fast_dropout_step_s']:.2f} s in "
-                  f"float32 ({steps['bf16_to_fp32_time']:.1f}x the time, {_plural(steps['precision_steps'], 'step')}). "
-                  "These batches are unsorted, so padded to their longest row and slower per row than the length-grouped training loop."]
-        if steps["bf16_to_fp32_time"] > 1:
-            lines.append("It is slower here, so float32 stays the default and no bfloat16 accuracy run is needed to decide.")
+        ratio = steps["bf16_to_fp32_time"]
+        lines += [f"bfloat16 autocast: {steps['bf16_step_s']:.3f} s per training step against {steps.get('fp32_step_s', steps['fast_dropout_step_s']):.3f} s "
+                  f"in float32 ({f'{1 / ratio:.2f}x the speed' if ratio < 1 else f'{ratio:.1f}x the time'}, {_plural(steps['precision_steps'], 'step')}). These batches are unsorted, so "
+                  "padded to their longest row and slower per row than the length-grouped training loop."]
+        chosen = steps.get("precision", "fp32")
+        flags = ", ".join(flag for flag in results["machine"]["cpu_flags"] if flag in ("amx_bf16", "avx512_bf16")) or "neither AMX nor AVX512-BF16"
+        if chosen == "bf16":
+            lines.append(f"This CPU computes in bfloat16 natively ({flags}), so --precision auto, the default, trains in bfloat16 here, "
+                         "and our runs above are bfloat16 runs judged against the float32 baseline's accuracy.")
+        else:
+            lines.append(f"This CPU has {flags}, so --precision auto, the default, trains in float32 here.")
     return lines + [""]
 
 
@@ -228,13 +234,16 @@ def _scaling_lines(scaling: dict) -> list[str]:
     return lines + [""]
 
 
+_PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
 def _inference_lines(results: dict) -> list[str]:
     inference, targets = results["inference"], results["targets"]
     peak = results.get("matmul_peak", {}).get("gflops")
     models = inference["models"]
     lines = [f"### Inference and batch scoring ({inference['rows']} rows)", "",
-             f"Passes interleaved (base, merged, unmerged, base, ...); median samples/s with the range over {models['base']['passes']} passes, "
-             "and the median of the per-pass ratios.", "",
+             f"Passes interleaved (base, merged, unmerged, base, ...), in float32; median samples/s with the range over "
+             f"{models['base']['passes']} passes, and the median of the per-pass ratios.", "",
              "| model | samples/s (median) | range | ratio to base (median, range) | GFLOP/s | share of peak |", "| --- | --- | --- | --- | --- | --- |"]
     for name, entry in models.items():
         ratio = entry["ratio_to_base"]
@@ -251,20 +260,26 @@ def _inference_lines(results: dict) -> list[str]:
                      "is of the size of the miss.")
 
     lines += ["",
-              "| batch scoring, end to end | rows/s (median) | range | ratio to pipeline (median, range) |", "| --- | --- | --- | --- |"]
+              "| batch scoring, end to end | precision | rows/s (median) | range | ratio to pipeline (median, range) |",
+              "| --- | --- | --- | --- | --- |"]
     for name, entry in inference["scoring"].items():
         ratio = entry["ratio_to_pipeline"]
-        lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['min_samples_per_s']:.1f} to {entry['max_samples_per_s']:.1f} | "
-                     f"{ratio['median']:.2f}x ({ratio['min']:.2f} to {ratio['max']:.2f}) |")
+        lines.append(f"| {name} | {entry.get('precision', 'fp32')} | {entry['samples_per_s']:.1f} | {entry['min_samples_per_s']:.1f} to "
+                     f"{entry['max_samples_per_s']:.1f} | {ratio['median']:.2f}x ({ratio['min']:.2f} to {ratio['max']:.2f}) |")
+    agreement = inference.get("scoring_agreement")
+    if agreement:
+        lines += ["", f"Our scores against the pipeline's, over the {agreement['rows']} rows: largest difference in a probability "
+                  f"{agreement['max_probability_difference']:.4f}, same most likely label on {agreement['same_top_label']:.1%} of rows."]
 
     scoring = inference["scoring"]["adapters score"]["ratio_to_pipeline"]["median"]
     lines += ["", f"Batch scoring against `transformers.pipeline` on the same merged folder: {scoring:.2f}x, target "
               f"{targets['scoring_ratio']}x: {_verdict(scoring >= targets['scoring_ratio'])}."]
     if scoring < targets["scoring_ratio"]:
         forward = models["merged"]["samples_per_s"]
+        precision = inference["scoring"]["adapters score"].get("precision", "fp32")
         lines.append(f"Short by {targets['scoring_ratio'] - scoring:.2f}x. Scoring end to end, reading and writing included, runs at "
-                     f"{inference['scoring']['adapters score']['samples_per_s']:.0f} rows/s, as fast as the merged model's forward passes "
-                     f"alone ({forward:.0f} rows/s), so what remains of our time is the float32 forward pass. The pipeline's time was not "
+                     f"{inference['scoring']['adapters score']['samples_per_s']:.0f} rows/s, against {forward:.0f} rows/s for the merged "
+                     f"model's float32 forward passes alone, so what remains of our time is the {precision} forward pass. The pipeline's time was not "
                      "broken down; its known differences from ours are tokenising one row at a time and padding unsorted batches to "
                      "their longest row. Going further needs a faster forward pass than the float32 model's (quantisation or a "
                      "compiled runtime), which changes the scores or adds a runtime.")

@@ -216,7 +216,7 @@ def increment_plans(config: TrainConfig, frozen: int, extra_seeds=()) -> list[tu
     """List the (name, kind, config) of every run of the increment section.
 
     At each extra seed, each of our runs is trained again, and so is a stand-in for each baseline:
-    our loop on the baseline's kind of batches (random order, torch's dropout). Padding does not
+    our loop on the baseline's kind of batches (random order, torch's dropout, float32). Padding does not
     change the loss or the gradients, so the stand-in trains like the baseline in a fraction of its time.
     """
     main = [
@@ -230,7 +230,7 @@ def increment_plans(config: TrainConfig, frozen: int, extra_seeds=()) -> list[tu
     for seed in extra_seeds:
         for name, kind, run_config in main:
             if kind == "baseline":
-                plain = replace(run_config, seed=seed, group_by_length=False, fast_dropout=False)
+                plain = replace(run_config, seed=seed, group_by_length=False, fast_dropout=False, precision="fp32")
                 plans.append((f"{_stand_in(name)}, seed {seed}", "plain", plain))
             else:
                 plans.append((f"{name}, seed {seed}", kind, replace(run_config, seed=seed)))
@@ -372,8 +372,8 @@ def _inference_section(spec, tokenizer, increment, lora_result, labels, config, 
         data_file = _write_pairs(scored, labels, Path(scratch) / "scored.jsonl")
         pair_columns = column_map(text="text", text_pair="text_pair", label="label")
         logger.info("Measuring batch scoring against transformers.pipeline")
-        scoring = scoring_comparison(merge.out_dir, data_file, pair_columns, config.eval_batch_size, repeats=size.scoring_repeats)
-    return {"rows": len(scored), "models": inference, "scoring": scoring,
+        scoring, agreement = scoring_comparison(merge.out_dir, data_file, pair_columns, config.eval_batch_size, repeats=size.scoring_repeats)
+    return {"rows": len(scored), "models": inference, "scoring": scoring, "scoring_agreement": agreement,
             "merge": {"elapsed_s": merge.elapsed_s, **merge.timings}}
 
 

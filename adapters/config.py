@@ -7,12 +7,12 @@ import math
 from dataclasses import dataclass, field
 
 from adapters.errors import AdaptersError
+from adapters.precision import PRECISIONS
 
 METHODS = ("lora", "adalora")
 MERGE_METHODS = ("linear", "task-arithmetic", "ties", "dare", "dare-ties")
 EVALUATION_SPLITS = ("validation", "train", "all")
 SELECT_METRICS = ("accuracy", "macro_f1", "loss")
-PRECISIONS = ("fp32", "bf16")
 # Rows per inference batch. Measured once by hand on 2 AVX2 cores with 1,000 length-sorted Home Depot
 # rows, 64 rows per batch scored faster than 128, 256 or 512, likely because smaller activations stay in cache.
 INFERENCE_BATCH_SIZE = 64
@@ -57,8 +57,9 @@ class TrainConfig:
     seed: int = _option(42, "seed for the head initialisation, the data order and dropout")
     gradient_checkpointing: bool = _option(False, "recompute activations in the backward pass to save memory")
     precision: str = _option(
-        "fp32", "bf16 runs the forward pass under bfloat16 autocast; it pays off only where the CPU or GPU computes in bfloat16 natively "
-        "(`adapters bench` measures it)", choices=PRECISIONS)
+        "auto", "bf16 runs the forward pass under bfloat16 autocast, fp32 in float32; auto takes bf16 where the hardware computes "
+        "in bfloat16 natively (CPUs with AMX or AVX512-BF16, most recent GPUs) and fp32 elsewhere (`adapters bench` measures both)",
+        choices=PRECISIONS)
     threads: int | None = _option(None, "torch threads for training (default: torch's choice, one per physical core)")
 
     def validate(self) -> None:

@@ -17,6 +17,7 @@ from adapters.evaluation_metrics import (
     ndcg_at_k,
 )
 from adapters.modeling import TokenRows, encode
+from adapters.precision import autocast, resolve_precision
 from adapters.workflow import LoadedTarget
 
 logger = logging.getLogger(__name__)
@@ -26,12 +27,15 @@ SPLITS = EVALUATION_SPLITS
 
 @torch.no_grad()
 def predict_probabilities(
-    target: LoadedTarget, dataset: datasets.Dataset, *, batch_size: int = INFERENCE_BATCH_SIZE, max_length: int = 128
+    target: LoadedTarget, dataset: datasets.Dataset, *, batch_size: int = INFERENCE_BATCH_SIZE, max_length: int = 128,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Return class probabilities (rows x labels, float32) in the order of `dataset`.
 
     Rows are sorted by token length and padded per batch, so little compute goes to padding.
+    `precision` "bf16" runs the model under bfloat16 autocast ("auto" where the CPU has it natively).
     """
+    precision = resolve_precision(precision)
     # A pair longer than the model's position table cannot be scored, so the limit is capped there.
     max_length = min(max_length, getattr(target.model.config, "max_position_embeddings", max_length))
     rows = TokenRows(encode(dataset, target.tokenizer, max_length), target.tokenizer.pad_token_id or 0)
@@ -42,7 +46,8 @@ def predict_probabilities(
         indices = order[start : start + batch_size]
         batch = rows.collate(indices)
         batch.pop("labels", None)
-        logits = target.model(**batch).logits.float()
+        with autocast(precision):
+            logits = target.model(**batch).logits.float()
         probabilities[indices] = torch.softmax(logits, dim=-1)
     return probabilities
 

@@ -21,6 +21,7 @@ from adapters.config import INFERENCE_BATCH_SIZE
 from adapters.data import ColumnMap, read_table
 from adapters.errors import AdaptersError
 from adapters.evaluation import predict_probabilities
+from adapters.precision import resolve_precision
 from adapters.workflow import LoadedTarget
 
 logger = logging.getLogger(__name__)
@@ -48,12 +49,14 @@ def read_pairs(path: str | Path, columns: ColumnMap) -> tuple[datasets.Dataset, 
     return table, datasets.Dataset.from_dict({"text": texts, "text_pair": pairs, "label": [0] * len(texts)})
 
 
-def score_file(target: LoadedTarget, data_path: str | Path, columns: ColumnMap, out_path: str | Path, *, batch_size: int = INFERENCE_BATCH_SIZE, max_length: int = 128) -> dict:
+def score_file(target: LoadedTarget, data_path: str | Path, columns: ColumnMap, out_path: str | Path, *, batch_size: int = INFERENCE_BATCH_SIZE, max_length: int = 128,
+               precision: str = "auto") -> dict:
     """Score every row of `data_path` with `target` and write the input columns plus the scores.
 
     Added columns: `score` (the expected label index, from 0 to the number of labels minus 1, used
     to rank), `label` (the most likely label) and `p_<label>` per label. The output is CSV or JSON
     Lines by the suffix of `out_path`, written to a temporary file and renamed into place.
+    `precision` "auto" scores under bfloat16 autocast where the CPU has it natively, else in float32.
     """
     out_path = Path(out_path)
     if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -64,8 +67,9 @@ def score_file(target: LoadedTarget, data_path: str | Path, columns: ColumnMap, 
     if len(pairs) == 0:
         raise AdaptersError(f"data file {str(data_path)!r} has no rows to score")
 
+    precision = resolve_precision(precision)
     started = time.perf_counter()
-    probabilities = predict_probabilities(target, pairs, batch_size=batch_size, max_length=max_length)
+    probabilities = predict_probabilities(target, pairs, batch_size=batch_size, max_length=max_length, precision=precision)
     elapsed_s = time.perf_counter() - started
     scores = (probabilities * torch.arange(len(target.labels), dtype=torch.float32)).sum(-1)
     predicted = probabilities.argmax(-1).tolist()
@@ -74,8 +78,8 @@ def score_file(target: LoadedTarget, data_path: str | Path, columns: ColumnMap, 
     for index, label in enumerate(target.labels):
         added[f"p_{label}"] = probabilities[:, index].tolist()
     _write(table, added, out_path)
-    logger.info("Scored %d rows in %.2f s (%.1f rows/s) into %s", len(pairs), elapsed_s, len(pairs) / elapsed_s, out_path)
-    return {"rows": len(pairs), "elapsed_s": elapsed_s, "rows_per_s": len(pairs) / elapsed_s, "out": str(out_path)}
+    logger.info("Scored %d rows in %.2f s (%.1f rows/s, %s) into %s", len(pairs), elapsed_s, len(pairs) / elapsed_s, precision, out_path)
+    return {"rows": len(pairs), "elapsed_s": elapsed_s, "rows_per_s": len(pairs) / elapsed_s, "precision": precision, "out": str(out_path)}
 
 
 def _write(table: datasets.Dataset, added: dict[str, list], out_path: Path) -> None:

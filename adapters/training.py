@@ -29,6 +29,7 @@ from adapters.distributed import make_accelerator
 from adapters.evaluation_metrics import classification_metrics
 from adapters.fast_dropout import fast_dropout
 from adapters.modeling import TokenRows, encode, model_inputs, trainable_state
+from adapters.precision import autocast, resolve_precision
 from adapters.prefix_cache import CachedPrefixModel, CachedRows, collate_cached, compute_prefix, fits_budget
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class TrainResult:
     samples_per_s: float = 0.0
     tokens_per_s: float = 0.0
     elapsed_s: float = 0.0
+    precision: str = "fp32"
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -190,13 +192,16 @@ def train_adapter(
     # depend on the number of processes.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
 
-    loop = _Loop(accelerator, trained, peft_model, optimizer, scheduler, config, total_steps)
+    precision = resolve_precision(config.precision, accelerator.device)
+    if accelerator.is_main_process and config.precision == "auto":
+        logger.info("Precision auto: training in %s on %s", precision, accelerator.device.type)
+    loop = _Loop(accelerator, trained, peft_model, optimizer, scheduler, replace(config, precision=precision), total_steps)
     best_state, best_epoch, best_metrics, history = None, -1, None, []
     started = time.perf_counter()
     with fast_dropout(peft_model, enabled=config.fast_dropout and accelerator.device.type == "cpu"):
         for epoch in range(config.epochs):
             loop.run_epoch(train_loader, epoch)
-            metrics = evaluate_loader(accelerator, peft_model, validation_loader, labels, precision=config.precision)
+            metrics = evaluate_loader(accelerator, peft_model, validation_loader, labels, precision=precision)
             metrics["epoch"] = epoch + 1
             history.append(metrics)
             accelerator.log({f"validation/{key}": value for key, value in metrics.items() if isinstance(value, float)}, step=loop.step)
@@ -221,6 +226,7 @@ def train_adapter(
         samples_per_s=loop.samples / loop.train_s if loop.train_s else 0.0,
         tokens_per_s=loop.tokens / loop.train_s if loop.train_s else 0.0,
         elapsed_s=elapsed_s,
+        precision=precision,
     )
 
 
@@ -241,7 +247,7 @@ class _Loop:
         started = time.perf_counter()
         for batch in progress:
             with self.accelerator.accumulate(self.model):
-                with autocast(self.accelerator, self.config.precision):
+                with autocast(self.config.precision, self.accelerator.device):
                     loss = self.model(**model_inputs(batch)).loss
                 self.accelerator.backward(loss)
                 if self.accelerator.sync_gradients:
@@ -272,18 +278,13 @@ class _Loop:
         return self.step > self.total_steps - peft_config.tfinal
 
 
-def autocast(accelerator: Accelerator, precision: str):
-    """Return a bfloat16 autocast context for `precision` "bf16", and a no-op one for "fp32"."""
-    return torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 @torch.no_grad()
 def evaluate_loader(accelerator: Accelerator, model, loader, labels: list[str], precision: str = "fp32") -> dict:
     """Compute loss and classification metrics over a prepared loader, gathered from all processes."""
     model.eval()
     all_logits, all_labels = [], []
     for batch in loader:
-        with autocast(accelerator, precision):
+        with autocast(precision, accelerator.device):
             logits = model(**{k: v for k, v in model_inputs(batch).items() if k != "labels"}).logits
         logits, batch_labels = accelerator.gather_for_metrics((logits, batch["labels"]))
         all_logits.append(logits.float().cpu())

@@ -133,6 +133,7 @@ def _adapter_manifest(spec, base_fingerprint, increment: Increment, config, resu
         "training": {
             "optimizer_steps": result.optimizer_steps,
             "num_processes": num_processes,
+            "precision": result.precision,
             "elapsed_s": round(result.elapsed_s, 3),
             "samples_per_s": round(result.samples_per_s, 2),
             "tokens_per_s": round(result.tokens_per_s, 1),

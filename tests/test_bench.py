@@ -106,6 +106,12 @@ def test_suite_measures_other_sections(suite_results):
     assert models["base"]["ratio_to_base"] == {"median": 1.0, "min": 1.0, "max": 1.0}
     assert set(models) == {"base", "merged", "adapter (unmerged)"}
     assert set(suite_results["inference"]["scoring"]) == {"adapters score", "transformers pipeline"}
+    agreement = suite_results["inference"]["scoring_agreement"]
+    assert agreement["rows"] == suite_results["inference"]["rows"]
+    # float32 scores match the pipeline's to rounding; bfloat16 ones to about a hundredth.
+    tolerance = 1e-4 if suite_results["inference"]["scoring"]["adapters score"]["precision"] == "fp32" else 0.05
+    assert 0 <= agreement["max_probability_difference"] < tolerance
+    assert agreement["same_top_label"] > 0.9
     assert [p["versions"] for p in suite_results["registry_memory"]] == [1, 3]
     assert all(p["peak_rss_mb"] > 50 for p in suite_results["registry_memory"])
     assert [row["adapters"] for row in suite_results["merge_scaling"]] == [2, 2, 2]

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from adapters.cli.main import main
+from adapters.precision import resolve_precision
 from conftest import synthetic_rows, write_homedepot_csv
 
 
@@ -30,7 +31,7 @@ def test_scores_keep_input_order_and_match_single_rows(merged_folder, tmp_path, 
     data = write_homedepot_csv(tmp_path / "to-score.csv", rows)
 
     code = main(["score", str(merged_folder), "--data", str(data), "--preset", "homedepot", "--out", str(tmp_path / "scores.csv"),
-                 "--batch-size", "8"])
+                 "--batch-size", "8", "--precision", "fp32"])
 
     assert code == 0
     with open(tmp_path / "scores.csv", encoding="utf-8", newline="") as handle:
@@ -46,6 +47,22 @@ def test_scores_keep_input_order_and_match_single_rows(merged_folder, tmp_path, 
         assert float(row["score"]) == pytest.approx(expected, abs=1e-5)
         assert float(row["p_relevant"]) == pytest.approx(float(probabilities[2]), abs=1e-5)
         assert row["label"] == ["irrelevant", "partial", "relevant"][int(probabilities.argmax())]
+
+
+def test_bf16_scores_stay_close_to_float32(merged_folder, tmp_path, capsys):
+    data = write_homedepot_csv(tmp_path / "to-score.csv", synthetic_rows(24, seed=9))
+    written = {}
+    for precision in ("fp32", "bf16", "auto"):
+        out = tmp_path / f"scores-{precision}.csv"
+        assert main(["score", str(merged_folder), "--data", str(data), "--preset", "homedepot", "--out", str(out), "--precision", precision]) == 0
+        with open(out, encoding="utf-8", newline="") as handle:
+            written[precision] = [[float(row[f"p_{label}"]) for label in ("irrelevant", "partial", "relevant")] for row in csv.DictReader(handle)]
+
+    full, reduced = torch.tensor(written["fp32"]), torch.tensor(written["bf16"])
+    # bfloat16 keeps 8 significant bits, so probabilities move by a few thousandths, well under 0.05.
+    assert 0 < (full - reduced).abs().max() < 0.05
+    assert written["auto"] == written[resolve_precision("auto")]
+    assert f", {resolve_precision('auto')}) into" in capsys.readouterr().out
 
 
 def test_jsonl_output_has_one_object_per_row(merged_folder, tmp_path):

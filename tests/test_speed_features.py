@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
-from accelerate import Accelerator
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from adapters.base import BaseSpec, load_classifier
 from adapters.config import TrainConfig
 from adapters.data import column_map, load_increment
 from adapters.modeling import encode, model_inputs, wrap_for_training
-from adapters.training import LengthGroupedBatchSampler, autocast, train_adapter
+from adapters.precision import autocast, native_bf16, resolve_precision
+from adapters.training import LengthGroupedBatchSampler, train_adapter
 
 
 def tiny_model(tiny_bert, labels, **overrides):
@@ -84,14 +85,13 @@ def test_bf16_autocast_stays_close_to_float32(tiny_bert, increment_csv):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     batch = DataCollatorWithPadding(tokenizer)([dict(row) for row in encode(increment.train.select(range(8)), tokenizer, 64).remove_columns(["length", "labels"])])
     model = tiny_model(tiny_bert, increment.labels)
-    accelerator = Accelerator(cpu=True)
 
     with torch.no_grad():
         full = model(**batch).logits
-        with autocast(accelerator, "bf16"):
+        with autocast("bf16", "cpu"):
             assert torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
             reduced = model(**batch).logits
-        with autocast(accelerator, "fp32"):
+        with autocast("fp32", "cpu"):
             assert torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
 
     # bfloat16 keeps 8 significant bits, so logits of order 1 agree to a few hundredths.
@@ -113,6 +113,40 @@ def test_bf16_training_updates_adapter(tiny_bert, increment_csv):
     assert all(param.dtype == torch.float32 for param in lora_b)
     assert any(param.abs().sum() > 0 for param in lora_b)
     assert torch.isfinite(torch.tensor(result.metrics["loss"]))
+    assert result.precision == "bf16"
+
+
+def _cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as info:
+        return set(next(line for line in info if line.startswith("flags")).split(":", 1)[1].split())
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="needs /proc/cpuinfo (Linux) to read the CPU flags")
+def test_auto_precision_follows_the_cpu_flags():
+    native = bool(_cpu_flags() & {"amx_tile", "avx512_bf16"})
+    assert native_bf16("cpu") is native
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    assert [resolve_precision(p, "cpu") for p in ("fp32", "bf16")] == ["fp32", "bf16"]
+
+
+def test_auto_precision_is_the_default_and_recorded(tiny_bert, increment_csv):
+    increment = load_increment(increment_csv, column_map("homedepot"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    spec = BaseSpec(model_id=str(tiny_bert), location=str(tiny_bert))
+    config = TrainConfig(epochs=1, batch_size=16)
+    seen = []
+
+    def build(total_steps):
+        model = wrap_for_training(load_classifier(spec, increment.labels, seed=0), config, total_steps)
+        model.register_forward_hook(lambda module, args, output: seen.append(output.logits.dtype))
+        return model
+
+    result = train_adapter(build, tokenizer, increment.train, increment.validation, increment.labels, config)
+
+    assert config.precision == "auto"
+    expected = resolve_precision("auto", "cpu")
+    assert result.precision == expected
+    assert set(seen) == {torch.bfloat16 if expected == "bf16" else torch.float32}
 
 
 def test_threads_option_applies_then_restores(tiny_bert, increment_csv):
