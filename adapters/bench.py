@@ -28,7 +28,7 @@ from adapters.config import TrainConfig
 from adapters.evaluation import predict_probabilities
 from adapters.fast_dropout import fast_dropout
 from adapters.modeling import encode, model_inputs, wrap_for_training
-from adapters.precision import autocast, resolve_precision
+from adapters.precision import autocast, native_bf16, resolve_precision
 from adapters.training import train_adapter
 from adapters.workflow import LoadedTarget, software_versions
 
@@ -87,17 +87,27 @@ def token_lengths(rows: datasets.Dataset, tokenizer, max_length: int) -> list[in
 
 
 def matmul_peak(size: int = 2048, repeats: int = 5) -> dict:
-    """Measure this machine's float32 matrix-multiply rate with torch's current thread count."""
+    """Measure this machine's float32 matrix-multiply rate with torch's current thread count.
+
+    Where the CPU computes in bfloat16 natively, the bfloat16 rate is measured too (`bf16_gflops`).
+    """
+    results = {"gflops": _matmul_rate(size, repeats, torch.float32), "size": size, "threads": torch.get_num_threads(), "repeats": repeats}
+    if native_bf16("cpu"):
+        results["bf16_gflops"] = _matmul_rate(size, repeats, torch.bfloat16)
+    return results
+
+
+def _matmul_rate(size: int, repeats: int, dtype: torch.dtype) -> float:
     generator = torch.Generator().manual_seed(0)
-    left, right = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
-    out = torch.empty(size, size)
+    left, right = (torch.randn(size, size, generator=generator).to(dtype) for _ in range(2))
+    out = torch.empty(size, size, dtype=dtype)
     torch.mm(left, right, out=out)
     best_s = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
         torch.mm(left, right, out=out)
         best_s = min(best_s, time.perf_counter() - started)
-    return {"gflops": 2 * size**3 / best_s / 1e9, "size": size, "threads": torch.get_num_threads(), "repeats": repeats}
+    return 2 * size**3 / best_s / 1e9
 
 
 def baseline_run(spec, tokenizer, train: datasets.Dataset, validation: datasets.Dataset, labels: list[str], config: TrainConfig) -> dict:

@@ -94,16 +94,19 @@ def _increment_lines(results: dict) -> list[str]:
         "Wall time covers everything a run does: tokenising, building the frozen-prefix cache, training and the validation "
         f"pass after every epoch ({increment['validation_rows']} rows). GFLOP/s counts training work on non-padding tokens only "
         "(forward through every layer that runs, backward from the lowest adapter layer up at one forward's cost)"
-        + (f"; this machine's measured float32 matrix-multiply peak is {peak:.0f} GFLOP/s." if peak else "."), "",
+        + (f"; this machine's measured float32 matrix-multiply peak is {peak:.0f} GFLOP/s" if peak else "")
+        + (f", its bfloat16 peak {results['matmul_peak']['bf16_gflops']:.0f} GFLOP/s, and each run's share is of the peak of its "
+           "own precision." if "bf16_gflops" in results.get("matmul_peak", {}) else "."), "",
         "Training-loop samples/s and GFLOP/s time the training steps alone; the speedups below use the wall time, which also "
         "covers tokenising, the prefix cache and validation, so they are lower than the ratio of the training-loop rates.", "",
-        "| run | wall time (s) | training-loop samples/s | GFLOP/s | share of peak | validation accuracy | best epoch |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| run | precision | wall time (s) | training-loop samples/s | GFLOP/s | share of peak | validation accuracy | best epoch |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, run in increment["runs"].items():
-        share = f"{run['gflops'] / peak:.1%}" if peak else "n/a"
-        lines.append(f"| {name} | {run['wall_s']:.1f} | {run['samples_per_s']:.1f} | {run['gflops']:.1f} | {share} | "
-                     f"{run['accuracy']:.4f} | {run['best_epoch']} |")
+        run_peak = _peak(results, run.get("precision", "fp32"))
+        share = f"{run['gflops'] / run_peak:.1%}" if run_peak else "n/a"
+        lines.append(f"| {name} | {run.get('precision', 'fp32')} | {run['wall_s']:.1f} | {run['samples_per_s']:.1f} | {run['gflops']:.1f} | "
+                     f"{share} | {run['accuracy']:.4f} | {run['best_epoch']} |")
     lines += ["", f"Targets: at least {targets['speedup']:.0f}x lower wall time than the baseline, with validation accuracy no more "
               f"than {targets['gap_points']} points below it. The bracket is a 95% paired bootstrap interval of the accuracy gap over the "
               "validation rows: the gap the validation sample alone can produce."
@@ -130,7 +133,7 @@ def _increment_lines(results: dict) -> list[str]:
     if judged:
         lines += ["", "Accuracy targets are judged on the mean gap over seeds, because one run per side moves by about as much as the "
                   "allowed gap. At the first seed the real baseline is compared; at the others, a stand-in for it: our loop on the "
-                  "baseline's kind of batches (random order, torch's dropout, no padding, which a test shows leaves loss and gradients "
+                  "baseline's kind of batches (random order, torch's dropout, float32, no padding, which a test shows leaves loss and gradients "
                   "unchanged within 1e-5), so it trains like the baseline in a fraction of its time."]
         added = increment.get("seed_runs_added")
         if added and added.get("runs"):
@@ -139,7 +142,7 @@ def _increment_lines(results: dict) -> list[str]:
                       "part in no target." + (f" {added['note']}" if added.get("note") else "")]
         for item in judged:
             lines += _seed_lines(item, targets)
-    lines += [""] + [f"- {line}" for line in _missed_training_targets(increment, targets, peak, spread)]
+    lines += [""] + [f"- {line}" for line in _missed_training_targets(increment, targets, results, spread)]
     return lines + [""]
 
 
@@ -155,11 +158,17 @@ def _seed_lines(item: dict, targets: dict) -> list[str]:
     return lines
 
 
-def _missed_training_targets(increment: dict, targets: dict, peak: float | None, spread: float | None) -> list[str]:
+def _peak(results: dict, precision: str) -> float | None:
+    """Return the measured matrix-multiply peak in GFLOP/s for `precision`, or None where it was not measured."""
+    return results.get("matmul_peak", {}).get("bf16_gflops" if precision == "bf16" else "gflops")
+
+
+def _missed_training_targets(increment: dict, targets: dict, results: dict, spread: float | None) -> list[str]:
     """Say, for each missed training target, by how much it was missed and what the measurements show limits it."""
     lines = []
     for item in increment["comparisons"]:
         ours, baseline = increment["runs"][item["ours"]], increment["runs"][item["baseline"]]
+        peak = _peak(results, ours.get("precision", "fp32"))
         if item["speedup"] < targets["speedup"]:
             padding = baseline["padding_share"]
             share = f", {ours['gflops'] / peak:.0%} of the matrix-multiply peak" if peak else ""

@@ -163,20 +163,49 @@ def main() -> int:
                 save("speed", speed_part(args, columns, command, lambda results: save("speed", results)))
     if "speed" in stored:
         write_plots(stored["speed"], args.results.parent / "plots")
-    args.results.write_text(results_page(stored))
+    ablation_path = args.results.parent / "dropout-ablation.json"
+    ablation = json.loads(ablation_path.read_text()) if ablation_path.is_file() else None
+    args.results.write_text(results_page(stored, ablation))
     print(f"wrote {args.results}")
     return 0
 
 
-def results_page(stored: dict) -> str:
+def results_page(stored: dict, ablation: dict | None = None) -> str:
     lines = ["# Measured results", "", "Regenerated from RESULTS.json by `benchmarks/run_benchmarks.py`; each part states the command "
              "and date of the run that measured it.", ""]
     if "speed" in stored:
         lines += ["## Speed", "", format_suite(stored["speed"]), "![training throughput](plots/training-throughput.png)",
                   "![time against increment size](plots/increment-size.png)", "![merge time](plots/merge-time.png)", ""]
+    if ablation and ablation["summary"]["seeds"]:
+        lines += ablation_lines(ablation)
     if "quality" in stored:
         lines += quality_lines(stored["quality"])
     return "\n".join(lines)
+
+
+def ablation_lines(ablation: dict) -> list[str]:
+    """Render benchmarks/dropout_ablation.py's runs: accuracy per seed with each dropout, and the mean difference."""
+    summary, machine = ablation["summary"], ablation["machine"]
+    precisions = sorted({run.get("precision", "fp32") for run in ablation["runs"].values()})
+    lines = [
+        "## FastDropout against torch's dropout: accuracy", "",
+        f"Measured up to {ablation['date']} with {' then '.join(f'`{command}`' for command in ablation['commands'])} on {machine['cpu_model']} ({machine['usable_cpus']} CPUs, "
+        f"torch {machine['torch']}). Our LoRA path with length-grouped batches, on the speed suite's {ablation['rows']} training rows "
+        f"and {ablation['validation_rows']} validation rows, {ablation['config']['epochs']} epochs, in {' and '.join(precisions)}. "
+        "The two runs of a seed differ only in the dropout modules. Wall times are not compared here, because other work shared "
+        "the CPUs; the speed suite times a step with each dropout.", "",
+        "| seed | FastDropout | torch.nn.Dropout | difference (points) |", "| --- | --- | --- | --- |",
+    ]
+    for seed, fast, plain, gap in zip(summary["seeds"], summary["fast"], summary["torch"], summary["differences_points"]):
+        lines.append(f"| {seed} | {fast:.4f} | {plain:.4f} | {gap:+.1f} |")
+    mean, error = summary["mean_difference_points"], summary["standard_error_points"]
+    lines += ["", f"Mean over {len(summary['seeds'])} seeds: {summary['mean_fast']:.4f} with FastDropout, {summary['mean_torch']:.4f} with "
+              f"torch's dropout, a difference of {mean:+.2f} points (standard error {error:.2f})."]
+    if abs(mean) <= 2 * error:
+        lines.append("That is within two standard errors of zero: no cost in accuracy is measurable at this number of seeds.")
+    else:
+        lines.append(f"That is more than two standard errors from zero: FastDropout {'costs' if mean < 0 else 'gains'} accuracy here.")
+    return lines + [""]
 
 
 def quality_lines(quality: dict) -> list[str]:

@@ -16,6 +16,7 @@ from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.demo import run_demo
 from adapters.errors import AdaptersError
+from adapters.precision import native_bf16, resolve_precision
 
 TINY = BenchSize("tiny", rows=48, epochs=1, validation_rows=24, extra_seeds=(5,), scaling_rows=(16, 32, 48), thread_rows=32, precision_steps=1, dropout_steps=1,
                  inference_rows=40, inference_repeats=2, scoring_repeats=1, registry_sizes=(1, 3), memory_rows=24, merge_counts=(2,))
@@ -100,6 +101,8 @@ def test_suite_measures_other_sections(suite_results):
     assert [row["threads"] for row in suite_results["threads"]] == sorted({1, suite_results["machine"]["usable_cpus"],
                                                                            int(suite_results["machine"]["torch_threads"])})
     assert suite_results["step_times"]["bf16_step_s"] > 0
+    assert suite_results["step_times"]["precision"] == resolve_precision("auto")
+    assert ("bf16_gflops" in suite_results["matmul_peak"]) is native_bf16("cpu")
     assert suite_results["step_times"]["fast_dropout_speedup"] > 0
     assert [p["rows"] for p in suite_results["scaling"]["points"]] == [16, 32, 48]
     models = suite_results["inference"]["models"]

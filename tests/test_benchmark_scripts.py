@@ -1,0 +1,79 @@
+"""The helpers of the scripts in benchmarks/: seed parsing, the dropout ablation's summary and its page section."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ablation = load_script("dropout_ablation")
+run_benchmarks = load_script("run_benchmarks")
+
+
+def runs_of(fast: list[float], plain: list[float], first_seed: int = 42) -> dict:
+    runs = {}
+    for index, (a, b) in enumerate(zip(fast, plain)):
+        seed = first_seed + index
+        runs[f"FastDropout, seed {seed}"] = {"seed": seed, "accuracy": a, "precision": "fp32"}
+        runs[f"torch.nn.Dropout, seed {seed}"] = {"seed": seed, "accuracy": b, "precision": "fp32"}
+    return runs
+
+
+@pytest.mark.parametrize("text, seeds", [("42-45", [42, 43, 44, 45]), ("42,47", [42, 47]), ("7", [7])])
+def test_seed_range_parses_ranges_and_lists(text, seeds):
+    assert ablation.seed_range(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["", "a-b", "42,42", "45-42"])
+def test_seed_range_rejects_bad_input(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid seeds"):
+        ablation.seed_range(text)
+
+
+def test_summary_pairs_seeds_and_averages_differences():
+    runs = runs_of([0.50, 0.52, 0.49], [0.51, 0.50, 0.49])
+    del runs["torch.nn.Dropout, seed 44"]
+
+    result = ablation.summary(runs)
+
+    assert result["seeds"] == [42, 43]
+    assert result["differences_points"] == pytest.approx([-1.0, 2.0])
+    assert result["mean_difference_points"] == pytest.approx(0.5)
+    # Sample standard deviation of (-1, 2) is 3 / sqrt(2); over sqrt(2) seeds that is 1.5.
+    assert result["standard_error_points"] == pytest.approx(1.5)
+    assert result["mean_fast"] == pytest.approx(0.51)
+
+
+def page_of(runs: dict) -> str:
+    stored = {"date": "2026-12-05T04:00:00+00:00", "commands": ["dropout_ablation.py --seeds 42-45"], "rows": 4000, "validation_rows": 1000,
+              "config": {"epochs": 3}, "machine": {"cpu_model": "Test CPU", "usable_cpus": 2, "torch": "2.13.0+cpu"},
+              "runs": runs, "summary": ablation.summary(runs)}
+    return "\n".join(run_benchmarks.ablation_lines(stored))
+
+
+def test_ablation_section_says_when_no_cost_is_measurable():
+    page = page_of(runs_of([0.50, 0.52, 0.49, 0.51], [0.51, 0.50, 0.49, 0.53]))
+
+    assert "| 43 | 0.5200 | 0.5000 | +2.0 |" in page
+    assert "difference of -0.25 points (standard error 0.85)" in page
+    assert "no cost in accuracy is measurable" in page
+
+
+def test_ablation_section_says_when_fast_dropout_costs_accuracy():
+    page = page_of(runs_of([0.49, 0.50, 0.48, 0.49], [0.51, 0.51, 0.50, 0.51]))
+
+    assert math.isclose(ablation.summary(runs_of([0.49, 0.50, 0.48, 0.49], [0.51, 0.51, 0.50, 0.51]))["mean_difference_points"], -1.75)
+    assert "FastDropout costs accuracy here" in page
