@@ -8,7 +8,7 @@ Two parts, each saved in RESULTS.json and rendered into RESULTS.md together:
 - speed: the suite of `adapters bench` (a whole increment trained by the baseline loop and by our
   path, settings, scaling, inference, scoring, memory, merging) on the first third of the file.
 
-    .venv/bin/python benchmarks/run_benchmarks.py --only speed              # the full speed suite, about an hour
+    .venv/bin/python benchmarks/run_benchmarks.py --only speed              # the full speed suite, 45 to 80 minutes
     .venv/bin/python benchmarks/run_benchmarks.py --only quality --epochs 4 --merge 1,3
     .venv/bin/python benchmarks/run_benchmarks.py --quick                   # both parts, small, a few minutes
 
