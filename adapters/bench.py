@@ -211,14 +211,16 @@ def step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[str], confi
 
     The dropout kinds are compared in the precision that `config.precision` resolves to on this
     machine, the one training uses, alternating on each batch so that drift in the machine's speed
-    reaches both alike. Each kind and precision gets one untimed warm-up step. Batches are unsorted
-    and padded to their longest row, so they are slower per row than the training loop.
+    reaches both alike. Every batch first runs once untimed in each precision, because kernels are
+    built for each new batch shape on first use, which a training run pays only once per shape.
+    Batches are unsorted and padded to their longest row, so they are slower per row than the
+    training loop.
     """
     steps = max(dropout_steps, precision_steps)
     model = wrap_for_training(load_classifier(spec, labels, seed=config.seed), config, 10 * (steps + 1))
     optimizer = torch.optim.AdamW([param for param in model.parameters() if param.requires_grad], lr=config.learning_rate)
     collator = DataCollatorWithPadding(tokenizer)
-    encoded = encode(rows.select(range(min(len(rows), config.batch_size * (steps + 1)))), tokenizer, config.max_length).remove_columns(["length"])
+    encoded = encode(rows.select(range(min(len(rows), config.batch_size * steps))), tokenizer, config.max_length).remove_columns(["length"])
     batches = [collator([encoded[i] for i in range(start, min(start + config.batch_size, len(encoded)))])
                for start in range(0, len(encoded), config.batch_size)]
     model.train()
@@ -237,19 +239,20 @@ def step_times(spec, tokenizer, rows: datasets.Dataset, labels: list[str], confi
     # dropout in that precision are also the reference for the other precision.
     default = resolve_precision(config.precision)
     other = "fp32" if default == "bf16" else "bf16"
+    for batch in batches[:steps]:
+        timed_step(batch, fast=False, precision=default)
+    for batch in batches[:precision_steps]:
+        timed_step(batch, fast=True, precision=other)
     seconds = {"torch_dropout": [], "fast_dropout": [], other: []}
-    for index, batch in enumerate(batches[: steps + 1]):
+    for batch in batches[:steps]:
         for kind in ("torch_dropout", "fast_dropout"):
-            elapsed = timed_step(batch, fast=kind == "fast_dropout", precision=default)
-            if index:
-                seconds[kind].append(elapsed)
-    for index, batch in enumerate(batches[: precision_steps + 1]):
-        elapsed = timed_step(batch, fast=True, precision=other)
-        if index:
-            seconds[other].append(elapsed)
+            seconds[kind].append(timed_step(batch, fast=kind == "fast_dropout", precision=default))
+    for batch in batches[:precision_steps]:
+        seconds[other].append(timed_step(batch, fast=True, precision=other))
     mean = {kind: sum(values) / len(values) if values else None for kind, values in seconds.items()}
     per_precision = {default: mean["fast_dropout"], other: mean[other]}
     results = {"batch_size": config.batch_size, "dropout_steps": steps, "precision_steps": precision_steps, "precision": default,
+               "warmed_up": True,
                "torch_dropout_step_s": mean["torch_dropout"], "fast_dropout_step_s": mean["fast_dropout"],
                "bf16_step_s": per_precision["bf16"], "fp32_step_s": per_precision["fp32"]}
     if mean["torch_dropout"] and mean["fast_dropout"]:

@@ -107,6 +107,9 @@ def _increment_lines(results: dict) -> list[str]:
         share = f"{run['gflops'] / run_peak:.1%}" if run_peak else "n/a"
         lines.append(f"| {name} | {run.get('precision', 'fp32')} | {run['wall_s']:.1f} | {run['samples_per_s']:.1f} | {run['gflops']:.1f} | "
                      f"{share} | {run['accuracy']:.4f} | {run['best_epoch']} |")
+    if any(_peak(results, run.get("precision", "fp32")) and run["gflops"] > _peak(results, run.get("precision", "fp32"))
+           for run in increment["runs"].values()):
+        lines += ["", _OVER_PEAK]
     lines += ["", f"Targets: at least {targets['speedup']:.0f}x lower wall time than the baseline, with validation accuracy no more "
               f"than {targets['gap_points']} points below it. The bracket is a 95% paired bootstrap interval of the accuracy gap over the "
               "validation rows: the gap the validation sample alone can produce."
@@ -215,7 +218,7 @@ def _settings_lines(results: dict) -> list[str]:
     lines = ["### Thread count, dropout and precision", "", "| torch threads | training samples/s | base inference samples/s |", "| --- | --- | --- |"]
     lines += [f"| {row['threads']} | {row['training_samples_per_s']:.1f} | {row['inference_samples_per_s']:.1f} |" for row in results["threads"]]
     best = max(results["threads"], key=lambda row: row["training_samples_per_s"])
-    lines += ["", f"Fastest training with {best['threads']} threads; torch's default here, which `adapters train` keeps unless "
+    lines += ["", f"Fastest training with {_plural(best['threads'], 'thread')}; torch's default here, which `adapters train` keeps unless "
               f"--threads is given, is {results['machine']['torch_threads']}."]
     steps = results.get("step_times")
     if steps and steps.get("fast_dropout_speedup"):
@@ -229,10 +232,13 @@ def _settings_lines(results: dict) -> list[str]:
                          "this, pass --no-fast-dropout on this machine. Other work on the CPUs also moves this figure (see the load average).")
     if steps and steps.get("bf16_to_fp32_time"):
         ratio = steps["bf16_to_fp32_time"]
-        lines += [f"bfloat16 autocast: {steps['bf16_step_s']:.3f} s per training step against {steps.get('fp32_step_s', steps['fast_dropout_step_s']):.3f} s "
-                  f"in float32 ({f'{1 / ratio:.2f}x the speed' if ratio < 1 else f'{ratio:.1f}x the time'}, {_plural(steps['precision_steps'], 'step')}). These batches are unsorted, so "
-                  "padded to their longest row and slower per row than the length-grouped training loop."]
         chosen = steps.get("precision", "fp32")
+        counts = {chosen: steps["dropout_steps"], "bf16" if chosen == "fp32" else "fp32": steps["precision_steps"]}
+        speed = f"{1 / ratio:.2f}x the speed" if ratio < 1 else f"{ratio:.1f}x the time"
+        warmed = " after an untimed pass over the same batches in each precision" if steps.get("warmed_up") else ""
+        lines += [f"bfloat16 autocast: {steps['bf16_step_s']:.3f} s per training step against {steps.get('fp32_step_s', steps['fast_dropout_step_s']):.3f} s "
+                  f"in float32 ({speed}; mean of {_plural(counts['bf16'], 'step')} in bfloat16 and {counts['fp32']} in float32{warmed}). "
+                  "These batches are unsorted, so padded to their longest row and slower per row than the length-grouped training loop."]
         flags = ", ".join(flag for flag in results["machine"]["cpu_flags"] if flag in ("amx_bf16", "avx512_bf16")) or "neither AMX nor AVX512-BF16"
         if chosen == "bf16":
             lines.append(f"This CPU computes in bfloat16 natively ({flags}), so --precision auto, the default, trains in bfloat16 here, "
@@ -255,6 +261,8 @@ def _scaling_lines(scaling: dict) -> list[str]:
 
 
 _PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
+_OVER_PEAK = ("A share above 100% means the matrix-multiply peak was measured while other work slowed the machine "
+              "(see the load average), so that peak is too low.")
 
 
 def _inference_lines(results: dict) -> list[str]:
@@ -271,6 +279,8 @@ def _inference_lines(results: dict) -> list[str]:
         lines.append(f"| {name} | {entry['samples_per_s']:.1f} | {entry['min_samples_per_s']:.1f} to {entry['max_samples_per_s']:.1f} | "
                      f"{ratio['median']:.3f}x ({ratio['min']:.3f} to {ratio['max']:.3f}) | {entry['gflops']:.1f} | {share} |")
 
+    if peak and any(entry["gflops"] > peak for entry in models.values()):
+        lines += ["", _OVER_PEAK]
     merged = models["merged"]["ratio_to_base"]["median"]
     lines += ["", f"Merged against base: {merged:.3f}x, target {targets['merged_ratio']}x: {_verdict(merged >= targets['merged_ratio'])}."]
     if merged < targets["merged_ratio"]:
@@ -292,7 +302,8 @@ def _inference_lines(results: dict) -> list[str]:
                   f"{agreement['max_probability_difference']:.4f}, same most likely label on {agreement['same_top_label']:.1%} of rows."]
 
     scoring = inference["scoring"]["adapters score"]["ratio_to_pipeline"]["median"]
-    lines += ["", f"Batch scoring against `transformers.pipeline` on the same merged folder: {scoring:.2f}x, target "
+    precisions = f" (ours in {_PRECISION_NAMES[inference['scoring']['adapters score'].get('precision', 'fp32')]}, the pipeline in float32)"
+    lines += ["", f"Batch scoring against `transformers.pipeline` on the same merged folder{precisions}: {scoring:.2f}x, target "
               f"{targets['scoring_ratio']}x: {_verdict(scoring >= targets['scoring_ratio'])}."]
     if scoring < targets["scoring_ratio"]:
         forward = models["merged"]["samples_per_s"]

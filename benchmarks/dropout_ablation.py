@@ -7,7 +7,7 @@ but they are only comparable when nothing else ran.
 
     .venv/bin/python benchmarks/dropout_ablation.py --seeds 42-53
 
-The first call takes its settings from the speed results; later calls resume from the ablation's
+The first call takes its settings from the speed results. Later calls resume from the ablation's
 JSON with the settings stored there and keep its runs, so an interrupted call loses one run at most.
 The summary (per-seed accuracy, the mean difference and its standard error) is printed, and
 `run_benchmarks.py --render` adds it to RESULTS.md.
@@ -49,8 +49,8 @@ def seed_range(value: str) -> list[int]:
             seeds = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
         seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"invalid seeds {value!r}: use a range such as 42-53 or distinct integers such as 42,45")
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"invalid seeds {value!r}: use a range such as 42-53 or distinct non-negative integers such as 42,45")
     return seeds
 
 
@@ -77,7 +77,7 @@ def _settings_of(speed: dict) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="dropout_ablation", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"Home Depot train.csv (default: {DEFAULT_DATA})")
     parser.add_argument("--seeds", type=seed_range, default=seed_range("42-53"), help="seeds to train, as 42-53 or 42,45 (default: 42-53)")
     parser.add_argument("--speed-results", type=Path, default=ROOT / "benchmarks" / "RESULTS.json",

@@ -200,9 +200,11 @@ def ablation_lines(ablation: dict) -> list[str]:
         lines.append(f"| {seed} | {fast:.4f} | {plain:.4f} | {gap:+.1f} |")
     mean, error = summary["mean_difference_points"], summary["standard_error_points"]
     lines += ["", f"Mean over {len(summary['seeds'])} seeds: {summary['mean_fast']:.4f} with FastDropout, {summary['mean_torch']:.4f} with "
-              f"torch's dropout, a difference of {mean:+.2f} points (standard error {error:.2f})."]
+              f"torch's dropout, a difference of {mean:+.2f} points (standard error {error:.2f}; two standard errors either side span "
+              f"{mean - 2 * error:+.2f} to {mean + 2 * error:+.2f} points)."]
     if abs(mean) <= 2 * error:
-        lines.append("That is within two standard errors of zero: no cost in accuracy is measurable at this number of seeds.")
+        lines.append("That is within two standard errors of zero: no cost in accuracy is measurable at this number of seeds, "
+                     "though a cost up to the lower end of that span is not ruled out.")
     else:
         lines.append(f"That is more than two standard errors from zero: FastDropout {'costs' if mean < 0 else 'gains'} accuracy here.")
     return lines + [""]

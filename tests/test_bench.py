@@ -102,6 +102,7 @@ def test_suite_measures_other_sections(suite_results):
                                                                            int(suite_results["machine"]["torch_threads"])})
     assert suite_results["step_times"]["bf16_step_s"] > 0
     assert suite_results["step_times"]["precision"] == resolve_precision("auto")
+    assert suite_results["step_times"]["warmed_up"] is True
     assert ("bf16_gflops" in suite_results["matmul_peak"]) is native_bf16("cpu")
     assert suite_results["step_times"]["fast_dropout_speedup"] > 0
     assert [p["rows"] for p in suite_results["scaling"]["points"]] == [16, 32, 48]

@@ -37,7 +37,7 @@ def test_seed_range_parses_ranges_and_lists(text, seeds):
     assert ablation.seed_range(text) == seeds
 
 
-@pytest.mark.parametrize("text", ["", "a-b", "42,42", "45-42"])
+@pytest.mark.parametrize("text", ["", "a-b", "42,42", "45-42", "-1"])
 def test_seed_range_rejects_bad_input(text):
     with pytest.raises(argparse.ArgumentTypeError, match="invalid seeds"):
         ablation.seed_range(text)
@@ -68,7 +68,7 @@ def test_ablation_section_says_when_no_cost_is_measurable():
     page = page_of(runs_of([0.50, 0.52, 0.49, 0.51], [0.51, 0.50, 0.49, 0.53]))
 
     assert "| 43 | 0.5200 | 0.5000 | +2.0 |" in page
-    assert "difference of -0.25 points (standard error 0.85)" in page
+    assert "difference of -0.25 points (standard error 0.85; two standard errors either side span -1.96 to +1.46 points)" in page
     assert "no cost in accuracy is measurable" in page
 
 

@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from adapters.cli.main import main
+from adapters.precision import resolve_precision
 from conftest import synthetic_rows, write_homedepot_csv
 
 
@@ -75,6 +76,7 @@ def test_show_text_prints_rank_pattern(trained, capsys):
     assert code == 0
     assert "rank pattern" in out
     assert "bert.encoder.layer.0.attention.self.query" in out
+    assert f"precision=auto ({resolve_precision('auto')})" in out
 
 
 def test_promote_and_rollback_move_alias_and_keep_history(trained, capsys, monkeypatch):

@@ -45,7 +45,7 @@ def run(args) -> int:
         f"rows: {data.get('rows')}",
         f"validation: accuracy {validation.get('accuracy', float('nan')):.4f}, macro F1 {validation.get('macro_f1', float('nan')):.4f}, "
         f"epoch {(manifest.get('metrics') or {}).get('best_epoch')}",
-        "hyperparameters: " + ", ".join(f"{k}={v}" for k, v in (manifest.get("hyperparameters") or {}).items()),
+        "hyperparameters: " + ", ".join(f"{k}={v}" for k, v in _hyperparameters(manifest).items()),
         "files: " + ", ".join(f"{name} ({entry['bytes']} B, sha256 {entry['sha256'][:12]})" for name, entry in manifest["files"].items()),
     ]
     merge = manifest.get("merge")
@@ -68,3 +68,12 @@ def run(args) -> int:
         print("\nalias moves")
         print(format_moves(history))
     return 0
+
+
+def _hyperparameters(manifest: dict) -> dict:
+    """Return the manifest's hyperparameters, with the precision that "auto" resolved to next to it."""
+    values = dict(manifest.get("hyperparameters") or {})
+    used = (manifest.get("training") or {}).get("precision")
+    if values.get("precision") == "auto" and used:
+        values["precision"] = f"auto ({used})"
+    return values
