@@ -11,6 +11,7 @@ validation accuracy; for AdaLoRA only epochs after the final budget allocation c
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import random
@@ -280,6 +281,20 @@ def thread_scan(spec, tokenizer, rows: datasets.Dataset, validation: datasets.Da
     finally:
         torch.set_num_threads(original)
     return rows_out
+
+
+def mean_and_standard_error(values: list[float]) -> tuple[float, float]:
+    """Return the mean of `values` and its standard error (sample deviation over the square root of the count).
+
+    One value has a standard error of 0. Raises ValueError for no values.
+    """
+    if not values:
+        raise ValueError("no values to average")
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, 0.0
+    deviation = math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
+    return mean, deviation / math.sqrt(len(values))
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> dict:

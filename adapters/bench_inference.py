@@ -64,7 +64,7 @@ def inference_comparison(targets: dict[str, LoadedTarget], rows: datasets.Datase
 def scoring_comparison(folder: Path, data_path: Path, columns: ColumnMap, batch_size: int, repeats: int = 3) -> tuple[dict, dict]:
     """Score one file end to end with `score_file` and with `transformers.pipeline`, interleaved.
 
-    Ours reads the file, scores in its default precision and writes a CSV; the pipeline side reads
+    Ours reads the file, scores in its default precision and writes a CSV. The pipeline side reads
     the same file with the same reader and scores it with `pipeline("text-classification",
     top_k=None)` at the same batch size, in float32. Returns the timings and, from the warm-up pass,
     how far our probabilities are from the pipeline's.

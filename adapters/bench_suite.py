@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shlex
 import subprocess
@@ -35,6 +34,7 @@ from adapters.bench import (
     linear_fit,
     machine_facts,
     matmul_peak,
+    mean_and_standard_error,
     our_run,
     paired_accuracy_gap,
     step_times,
@@ -287,10 +287,9 @@ def seed_comparison(runs: dict, seeds: list[int], ours: str, baseline: str) -> d
     pairs = [(runs[ours], runs[baseline])]
     pairs += [(runs[f"{ours}, seed {seed}"], runs[f"{_stand_in(baseline)}, seed {seed}"]) for seed in seeds[1:]]
     gaps = [100 * (mine["accuracy"] - plain["accuracy"]) for mine, plain in pairs]
-    mean = sum(gaps) / len(gaps)
-    spread = math.sqrt(sum((gap - mean) ** 2 for gap in gaps) / (len(gaps) - 1)) if len(gaps) > 1 else 0.0
+    mean, error = mean_and_standard_error(gaps)
     return {"seeds": seeds, "ours": [mine["accuracy"] for mine, _ in pairs], "plain": [plain["accuracy"] for _, plain in pairs],
-            "gaps_points": gaps, "mean_gap_points": mean, "standard_error_points": spread / math.sqrt(len(gaps))}
+            "gaps_points": gaps, "mean_gap_points": mean, "standard_error_points": error}
 
 
 def add_seed_runs(results: dict, data_path: str | Path, columns: ColumnMap, seeds: list[int], *, base: str | None = None,

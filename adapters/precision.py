@@ -25,9 +25,9 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """Turn "auto" into "bf16" or "fp32" for `device`; return "fp32" and "bf16" as they are."""
+    """Resolve "auto" to "bf16" or "fp32" for `device`. "fp32" and "bf16" are returned unchanged."""
     if precision not in PRECISIONS:
-        raise AdaptersError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise AdaptersError(f"invalid precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import shlex
 import sys
 from dataclasses import replace
@@ -26,32 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adapters.base import load_tokenizer, resolve_base
-from adapters.bench import machine_facts, our_run
+from adapters.bench import machine_facts, mean_and_standard_error, our_run
 from adapters.bench_suite import _load_rows
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.errors import AdaptersError
-from adapters.split import split_file
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "homedepot" / "train.csv"
+from run_benchmarks import DEFAULT_DATA, ROOT, run_with_errors, seed_list, speed_data
 ARMS = {"FastDropout": True, "torch.nn.Dropout": False}
 logger = logging.getLogger("dropout_ablation")
-
-
-def seed_range(value: str) -> list[int]:
-    """Parse "42-53" or "42,45,47" into a list of distinct seeds."""
-    try:
-        if "-" in value.strip("-"):
-            low, high = (int(part) for part in value.split("-", 1))
-            seeds = list(range(low, high + 1))
-        else:
-            seeds = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"invalid seeds {value!r}: use a range such as 42-53 or distinct non-negative integers such as 42,45")
-    return seeds
 
 
 def summary(runs: dict) -> dict:
@@ -61,12 +42,11 @@ def summary(runs: dict) -> dict:
     fast = [runs[f"FastDropout, seed {seed}"]["accuracy"] for seed in paired]
     plain = [runs[f"torch.nn.Dropout, seed {seed}"]["accuracy"] for seed in paired]
     differences = [100 * (a - b) for a, b in zip(fast, plain)]
-    count = len(differences)
-    mean = sum(differences) / count if count else float("nan")
-    spread = math.sqrt(sum((d - mean) ** 2 for d in differences) / (count - 1)) if count > 1 else float("nan")
+    if not paired:
+        return {"seeds": [], "fast": [], "torch": [], "differences_points": []}
+    mean, error = mean_and_standard_error(differences)
     return {"seeds": paired, "fast": fast, "torch": plain, "differences_points": differences, "mean_difference_points": mean,
-            "standard_error_points": spread / math.sqrt(count) if count > 1 else float("nan"),
-            "mean_fast": sum(fast) / count if count else float("nan"), "mean_torch": sum(plain) / count if count else float("nan")}
+            "standard_error_points": error, "mean_fast": sum(fast) / len(fast), "mean_torch": sum(plain) / len(plain)}
 
 
 def _settings_of(speed: dict) -> dict:
@@ -79,7 +59,7 @@ def _settings_of(speed: dict) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="dropout_ablation", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"Home Depot train.csv (default: {DEFAULT_DATA})")
-    parser.add_argument("--seeds", type=seed_range, default=seed_range("42-53"), help="seeds to train, as 42-53 or 42,45 (default: 42-53)")
+    parser.add_argument("--seeds", type=seed_list, default=seed_list("42-53"), help="seeds to train, as 42-53 or 42,45 (default: 42-53)")
     parser.add_argument("--speed-results", type=Path, default=ROOT / "benchmarks" / "RESULTS.json",
                         help="stored speed suite whose rows and settings to reuse (default: benchmarks/RESULTS.json)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "dropout-ablation.json",
@@ -100,7 +80,7 @@ def main() -> int:
     settings = stored or _settings_of(json.loads(args.speed_results.read_text())["speed"])
     columns = column_map("homedepot")
     config = replace(TrainConfig.from_dict(settings["config"]), method="lora", group_by_length=True)
-    data_path = split_file(args.data, args.work / "speed", by="product_uid", parts=3, encoding=columns.encoding, force=True)[0]
+    data_path = speed_data(args, columns)
     data, train, validation = _load_rows(data_path, columns, config, settings["rows"], settings["validation_rows"], "full")
     if data.fingerprint != settings["data"]["fingerprint"]:
         raise AdaptersError(f"data file {str(args.data)!r} differs from the one the ablation runs on "
@@ -134,13 +114,5 @@ def main() -> int:
     return 0
 
 
-def _main_with_errors() -> int:
-    try:
-        return main()
-    except AdaptersError as error:
-        print(f"dropout_ablation: error: {error}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    raise SystemExit(_main_with_errors())
+    raise SystemExit(run_with_errors(main, "dropout_ablation"))

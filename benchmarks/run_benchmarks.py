@@ -45,7 +45,7 @@ logger = logging.getLogger("run_benchmarks")
 
 
 def parse_arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="run_benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"Home Depot train.csv (default: {DEFAULT_DATA})")
     parser.add_argument("--only", choices=("quality", "speed"), help="run one part and keep the other's stored results")
     parser.add_argument("--parts", type=int, default=3, help="increments to train (default: 3)")
@@ -60,9 +60,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--render", action="store_true", help="only rewrite the page from the stored JSON")
     parser.add_argument("--redo-memory", action="store_true",
                         help="measure only the registry-growth memory section again and replace it in the stored speed results")
-    parser.add_argument("--add-seeds", type=_seed_list, metavar="SEEDS",
+    parser.add_argument("--add-seeds", type=seed_list, metavar="SEEDS",
                         help="train the increment runs the stored speed results (the JSON beside --results) lack at these "
-                             "comma-separated seeds, on the same --data, and judge accuracy over all stored seeds; each new seed "
+                             "seeds (a range such as 46-53 or a list such as 43,44), on the same --data, and judge accuracy over all stored seeds; each new seed "
                              "trains 5 runs, about 15 minutes on 2 CPU cores")
     args = parser.parse_args()
     if args.quick:
@@ -106,13 +106,19 @@ def quality_part(args, columns, command: str) -> dict:
             "matrix": quality_matrix(targets, increments, columns), "elapsed_s": time.perf_counter() - started}
 
 
-def _seed_list(value: str) -> list[int]:
+def seed_list(value: str) -> list[int]:
+    """Parse "46-53" or "43,44,47" into a list of distinct non-negative seeds."""
     try:
-        seeds = [int(part) for part in value.split(",") if part.strip()]
+        if "-" in value.strip("-"):
+            low, high = (int(part) for part in value.split("-", 1))
+            seeds = list(range(low, high + 1))
+        else:
+            seeds = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
         seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"invalid seed list {value!r}: use distinct integers separated by commas, such as 43,44")
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"invalid seeds {value!r}: use a range such as 46-53 or distinct non-negative integers "
+                                         "separated by commas, such as 43,44")
     return seeds
 
 
@@ -202,7 +208,9 @@ def ablation_lines(ablation: dict) -> list[str]:
     lines += ["", f"Mean over {len(summary['seeds'])} seeds: {summary['mean_fast']:.4f} with FastDropout, {summary['mean_torch']:.4f} with "
               f"torch's dropout, a difference of {mean:+.2f} points (standard error {error:.2f}; two standard errors either side span "
               f"{mean - 2 * error:+.2f} to {mean + 2 * error:+.2f} points)."]
-    if abs(mean) <= 2 * error:
+    if len(summary["seeds"]) < 2:
+        lines.append("One seed gives no standard error, so there is no verdict yet.")
+    elif abs(mean) <= 2 * error:
         lines.append("That is within two standard errors of zero: no cost in accuracy is measurable at this number of seeds, "
                      "though a cost up to the lower end of that span is not ruled out.")
     else:
@@ -240,13 +248,14 @@ def quality_lines(quality: dict) -> list[str]:
     return lines + [""]
 
 
-def _main_with_errors() -> int:
+def run_with_errors(main, prog: str) -> int:
+    """Call `main` and turn an AdaptersError into one line on stderr and exit code 2."""
     try:
         return main()
     except AdaptersError as error:
-        print(f"run_benchmarks: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main_with_errors())
+    raise SystemExit(run_with_errors(main, "run_benchmarks"))

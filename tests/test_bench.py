@@ -9,7 +9,7 @@ import math
 import pytest
 from transformers import BertConfig
 
-from adapters.bench import layer_flop, linear_fit, paired_accuracy_gap, training_flop
+from adapters.bench import layer_flop, linear_fit, mean_and_standard_error, paired_accuracy_gap, training_flop
 from adapters.bench_report import PLOTS, format_suite, write_plots
 from adapters.bench_suite import BenchSize, add_seed_runs, run_suite, seed_comparison
 from adapters.config import TrainConfig
@@ -176,3 +176,11 @@ def test_demo_refuses_folder_it_did_not_make(tmp_path, increment_csv):
         run_demo(tmp_path, increment_csv, column_map("homedepot"), bench=False, echo=lambda line: None)
 
     assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def test_mean_and_standard_error_by_hand():
+    # Deviations from the mean 2 are -1, 0, 1: sample variance 1, standard error 1 / sqrt(3).
+    assert mean_and_standard_error([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1 / math.sqrt(3)))
+    assert mean_and_standard_error([0.4]) == (0.4, 0.0)
+    with pytest.raises(ValueError, match="no values"):
+        mean_and_standard_error([])

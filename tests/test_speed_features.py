@@ -12,6 +12,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 from adapters.base import BaseSpec, load_classifier
 from adapters.config import TrainConfig
 from adapters.data import column_map, load_increment
+from adapters.errors import AdaptersError
 from adapters.modeling import encode, model_inputs, wrap_for_training
 from adapters.precision import autocast, native_bf16, resolve_precision
 from adapters.training import LengthGroupedBatchSampler, train_adapter
@@ -127,6 +128,8 @@ def test_auto_precision_follows_the_cpu_flags():
     assert native_bf16("cpu") is native
     assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
     assert [resolve_precision(p, "cpu") for p in ("fp32", "bf16")] == ["fp32", "bf16"]
+    with pytest.raises(AdaptersError, match="invalid precision 'fp16'"):
+        resolve_precision("fp16", "cpu")
 
 
 def test_auto_precision_is_the_default_and_recorded(tiny_bert, increment_csv):
