@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import random
+import subprocess
 import time
 from pathlib import Path
 
@@ -54,8 +55,25 @@ def machine_facts() -> dict:
     return {
         "platform": platform.platform(), "cpu_model": model, "cpu_flags": [flag for flag in CPU_FLAGS if flag in flags],
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "accelerate": accelerate.__version__, "datasets": datasets.__version__, **software_versions(),
+        "accelerate": accelerate.__version__, "datasets": datasets.__version__, **software_versions(), "commit": code_commit(),
     }
+
+
+def code_commit() -> str | None:
+    """Return the git commit of the checkout this package runs from, marked when tracked files differ from it.
+
+    None when the package is not in a git checkout (an installed wheel) or git is missing.
+    """
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
+                                 timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0 or not (root / "adapters").is_dir():
+        return None
+    return head.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "")
 
 
 def layer_flop(lengths: list[int], model_config) -> float:

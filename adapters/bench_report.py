@@ -49,7 +49,8 @@ def _header_lines(results: dict) -> list[str]:
         f"Machine: {machine['cpu_model']}, {machine['usable_cpus']} usable CPUs, {machine['torch_threads']} torch threads, "
         f"CPU flags: {flags}; {machine['platform']}.",
         f"Software: Python {machine['python']}, torch {machine['torch']}, transformers {machine['transformers']}, peft {machine['peft']}, "
-        f"accelerate {machine['accelerate']}, datasets {machine['datasets']}, adapters {machine['adapters']}.",
+        f"accelerate {machine['accelerate']}, datasets {machine['datasets']}, adapters {machine['adapters']}"
+        + (f" at commit {machine['commit']}." if machine.get("commit") else "."),
         f"Data: `{results['data']['path']}` ({results['data']['fingerprint'][:19]}), {results['data']['train_rows']} training rows, "
         f"validation capped at {results['data']['validation_rows']} rows.",
     ]
@@ -143,6 +144,15 @@ def _increment_lines(results: dict) -> list[str]:
             lines += ["", f"{_plural(len(added['runs']), 'seed run')} of this section were trained after the main run, {added['date']}, "
                       f"with `{added['command']}`, on the same rows and settings; their accuracy is comparable, their wall times take "
                       "part in no target." + (f" {added['note']}" if added.get("note") else "")]
+        reused = increment.get("stand_ins_reused")
+        if reused and reused.get("runs"):
+            seeds = sorted({increment["runs"][name]["seed"] for name in reused["runs"]})
+            lines += ["", f"{_plural(len(reused['runs']), 'stand-in run')} (seeds {', '.join(map(str, seeds))}) were not trained again but copied "
+                      f"from `{reused['source']}`, whose suite was measured {reused['measured']} with `{reused['command']}`"
+                      + (f" and whose seed runs were last added {reused['seeds_added']} with `{reused['seeds_command']}`"
+                         if reused.get("seeds_added") else "")
+                      + ", on the same data, rows, labels and settings. A stand-in's loop (random order, torch's dropout, float32) is not touched by the speed features, "
+                      "so at a given seed it trains as it did then."]
         for item in judged:
             lines += _seed_lines(item, targets)
     lines += [""] + [f"- {line}" for line in _missed_training_targets(increment, targets, results, spread)]

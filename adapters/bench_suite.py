@@ -336,6 +336,41 @@ def add_seed_runs(results: dict, data_path: str | Path, columns: ColumnMap, seed
     return added
 
 
+def reuse_stand_ins(results: dict, earlier: dict, seeds: list[int], source: str) -> list[str]:
+    """Copy into `results` the baseline stand-in runs that `earlier`, another stored speed suite, contains at `seeds`.
+
+    A stand-in trains our loop on the baseline's kind of batches, which no later speed feature
+    touches, so its accuracy at a seed is that of a new run when the data, rows, labels and
+    settings are the same. The copies are named in `results` with their source. Returns the
+    names of the runs copied.
+
+    Raises:
+        AdaptersError: the two suites differ in data, rows, labels or settings; the message names
+            the first difference.
+    """
+    increment, before = results["increment"], earlier.get("increment", {})
+    checks = [("data fingerprint", results["data"]["fingerprint"], earlier.get("data", {}).get("fingerprint")),
+              ("labels", results["labels"], earlier.get("labels"))]
+    checks += [(key, increment[key], before.get(key)) for key in ("rows", "validation_rows", "epochs")]
+    checks += [(f"setting {key}", value, earlier.get("config", {}).get(key)) for key, value in results["config"].items() if key != "seed"]
+    for field, ours, theirs in checks:
+        if ours != theirs:
+            raise AdaptersError(f"{source} differs in {field} ({theirs!r} there, {ours!r} here), so its stand-ins "
+                                "are not comparable; drop --stand-ins-from to train them")
+    copied = []
+    for name, kind, _ in increment_plans(TrainConfig.from_dict(results["config"]), increment["frozen_layers"], seeds):
+        if kind == "plain" and name not in increment["runs"] and name in before.get("runs", {}):
+            increment["runs"][name] = before["runs"][name]
+            copied.append(name)
+    if copied:
+        reused = increment.setdefault("stand_ins_reused", {"runs": []})
+        added = before.get("seed_runs_added", {})
+        reused.update({"source": source, "measured": earlier.get("date"), "command": earlier.get("command"),
+                       "seeds_added": added.get("date"), "seeds_command": added.get("command")})
+        reused["runs"] += copied
+    return copied
+
+
 def _scaling_section(spec, tokenizer, train, validation, labels, config, size):
     """Train our default path for one epoch on increments of growing size and fit a line to the wall time."""
     points = []

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adapters.bench_report import format_suite, write_plots
-from adapters.bench_suite import SIZES, add_seed_runs, registry_memory, run_suite
+from adapters.bench_suite import SIZES, add_seed_runs, registry_memory, reuse_stand_ins, run_suite
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.deploy import merge_versions
@@ -64,7 +64,12 @@ def parse_arguments() -> argparse.Namespace:
                         help="train the increment runs the stored speed results (the JSON beside --results) lack at these "
                              "seeds (a range such as 46-53 or a list such as 43,44), on the same --data, and judge accuracy over all stored seeds; each new seed "
                              "trains 5 runs, about 15 minutes on 2 CPU cores")
+    parser.add_argument("--stand-ins-from", type=Path, metavar="JSON",
+                        help="with --add-seeds: copy the baseline stand-ins at those seeds from an earlier results JSON measured on "
+                             "the same data, rows and settings, instead of training them again (the page names the source)")
     args = parser.parse_args()
+    if args.stand_ins_from and not args.add_seeds:
+        parser.error("--stand-ins-from needs --add-seeds")
     if args.quick:
         args.parts, args.rows_per_part, args.epochs = 2, 600, 2
     return args
@@ -122,6 +127,14 @@ def seed_list(value: str) -> list[int]:
     return seeds
 
 
+def stored_speed(path: Path) -> dict | None:
+    """Return the speed results stored in the JSON file at `path`, or None when it is missing, unreadable or has none."""
+    try:
+        return json.loads(path.read_text()).get("speed")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def speed_data(args, columns) -> Path:
     """Return the first third of the file by product_uid, so the size scaling has 8,000 training rows to draw from."""
     return split_file(args.data, args.work / "speed", by="product_uid", parts=3, encoding=columns.encoding, force=True)[0]
@@ -155,6 +168,15 @@ def main() -> int:
             if main_seed in args.add_seeds:
                 print(f"run_benchmarks: error: seed {main_seed} is the main run's seed; pass other seeds", file=sys.stderr)
                 return 2
+            if args.stand_ins_from:
+                earlier = stored_speed(args.stand_ins_from)
+                if earlier is None:
+                    print(f"run_benchmarks: error: {args.stand_ins_from} holds no speed results; pass a results JSON of an earlier "
+                          "speed run", file=sys.stderr)
+                    return 2
+                copied = reuse_stand_ins(stored["speed"], earlier, args.add_seeds, str(args.stand_ins_from))
+                print(f"copied {len(copied)} stand-in runs from {args.stand_ins_from}")
+                save("speed", stored["speed"])
             add_seed_runs(stored["speed"], speed_data(args, columns), columns, args.add_seeds, command=command,
                           checkpoint=lambda results: save("speed", results))
         elif args.redo_memory:

@@ -9,9 +9,9 @@ import math
 import pytest
 from transformers import BertConfig
 
-from adapters.bench import layer_flop, linear_fit, mean_and_standard_error, paired_accuracy_gap, training_flop
+from adapters.bench import code_commit, layer_flop, linear_fit, mean_and_standard_error, paired_accuracy_gap, training_flop
 from adapters.bench_report import PLOTS, format_suite, write_plots
-from adapters.bench_suite import BenchSize, add_seed_runs, run_suite, seed_comparison
+from adapters.bench_suite import BenchSize, add_seed_runs, reuse_stand_ins, run_suite, seed_comparison
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.demo import run_demo
@@ -148,6 +148,53 @@ def test_added_seed_runs_join_comparisons(suite_results, tiny_bert):
     # Runs at a seed already stored are not trained again, and the record of the earlier addition stays.
     assert add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [5, 6], base=str(tiny_bert)) == []
     assert "with `add seeds`" in format_suite(results)
+
+
+def test_stand_ins_are_copied_from_a_matching_suite(suite_results, tiny_bert):
+    earlier = copy.deepcopy(suite_results)
+    earlier["increment"]["runs"]["plain batches, LoRA, seed 5"]["accuracy"] = 0.125
+    results = copy.deepcopy(suite_results)
+    for name in ("plain batches, LoRA, seed 5", "plain batches, AdaLoRA, seed 5", "ours, LoRA, seed 5"):
+        del results["increment"]["runs"][name]
+
+    copied = reuse_stand_ins(results, earlier, [5, 7], "old.json")
+
+    assert copied == ["plain batches, LoRA, seed 5", "plain batches, AdaLoRA, seed 5"]
+    assert results["increment"]["runs"]["plain batches, LoRA, seed 5"]["accuracy"] == 0.125
+    assert "ours, LoRA, seed 5" not in results["increment"]["runs"]
+    assert results["increment"]["stand_ins_reused"]["source"] == "old.json"
+    # Only our run is left to train at seed 5; the copied stand-in is not trained again.
+    added = add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [5], base=str(tiny_bert), command="add seeds")
+    assert added == ["ours, LoRA, seed 5"]
+    assert results["increment"]["comparisons"][0]["seeds"]["plain"][1] == 0.125
+    assert "2 stand-in runs (seeds 5) were not trained again but copied from `old.json`" in format_suite(results)
+
+
+@pytest.mark.parametrize(("where", "key", "value", "named"), [
+    ("config", "learning_rate", 0.5, "setting learning_rate"),
+    ("increment", "rows", 7, "rows"),
+    ("data", "fingerprint", "sha256:other", "data fingerprint"),
+])
+def test_stand_ins_of_a_different_suite_are_refused(suite_results, where, key, value, named):
+    earlier = copy.deepcopy(suite_results)
+    earlier[where][key] = value
+    results = copy.deepcopy(suite_results)
+    del results["increment"]["runs"]["plain batches, LoRA, seed 5"]
+
+    with pytest.raises(AdaptersError, match=f"^old.json differs in {named} .*drop --stand-ins-from to train them$"):
+        reuse_stand_ins(results, earlier, [5], "old.json")
+    assert "plain batches, LoRA, seed 5" not in results["increment"]["runs"]
+
+
+def test_machine_facts_name_the_commit_of_this_checkout():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("the tests run outside a git checkout")
+    assert code_commit().split()[0] == head.stdout.strip()
 
 
 def test_suite_rejects_too_small_data(tiny_bert, increment_csv):

@@ -84,3 +84,23 @@ def test_ablation_section_says_when_fast_dropout_costs_accuracy():
 
     assert math.isclose(ablation.summary(runs_of([0.49, 0.50, 0.48, 0.49], [0.51, 0.51, 0.50, 0.51]))["mean_difference_points"], -1.75)
     assert "FastDropout costs accuracy here" in page
+
+
+def test_stored_speed_needs_speed_part(tmp_path):
+    good, other, broken = tmp_path / "good.json", tmp_path / "other.json", tmp_path / "broken.json"
+    good.write_text('{"speed": {"date": "2026-12-05"}}')
+    other.write_text('{"quality": {}}')
+    broken.write_text("{not json")
+
+    assert run_benchmarks.stored_speed(good) == {"date": "2026-12-05"}
+    assert run_benchmarks.stored_speed(other) is None
+    assert run_benchmarks.stored_speed(broken) is None
+    assert run_benchmarks.stored_speed(tmp_path / "missing.json") is None
+
+
+def test_stand_ins_from_needs_add_seeds(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["run_benchmarks", "--stand-ins-from", "old.json"])
+    with pytest.raises(SystemExit) as stopped:
+        run_benchmarks.parse_arguments()
+    assert stopped.value.code == 2
+    assert "--stand-ins-from needs --add-seeds" in capsys.readouterr().err
