@@ -49,6 +49,11 @@ class TrainConfig:
     grad_accum: int = _option(1, "micro-batches per optimizer step")
     max_length: int = _option(128, "maximum tokens per query + product pair; longer pairs are truncated")
     group_by_length: bool = _option(True, "batch pairs of similar length together, so dynamic padding adds few pad tokens")
+    # transformers' Trainer sorts windows of 50 batches. On the Home Depot speed increment that cost about a
+    # point of LoRA accuracy against the plain loop, and 8 kept most of the padding savings (benchmarks/RESULTS.md).
+    group_window: int = _option(8, "with length grouping, batches whose pairs are sorted by length together; more saves more padding "
+                                "but puts pairs of one length into long runs of steps (`benchmarks/ablation.py --factor window` "
+                                "measures the accuracy of 8 against 50)")
     fast_dropout: bool = _option(True, "on CPU, draw dropout masks from 16 random bits per element instead of torch's one random number each "
                                  "(same masks in distribution, cheaper; `adapters bench` measures both)")
     eval_batch_size: int = _option(INFERENCE_BATCH_SIZE, "samples per batch during validation and scoring")
@@ -69,7 +74,7 @@ class TrainConfig:
             problems.append(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         if self.select_metric not in SELECT_METRICS:
             problems.append(f"select_metric {self.select_metric!r} is not one of {', '.join(SELECT_METRICS)}")
-        for name in ("r", "init_r", "target_r", "epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size"):
+        for name in ("r", "init_r", "target_r", "epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size", "group_window"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} {getattr(self, name)} must be at least 1")
         if self.method == "adalora" and self.target_r > self.init_r:

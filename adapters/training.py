@@ -53,13 +53,6 @@ class TrainResult:
     precision: str = "fp32"
 
 
-# Batches sorted within a window of 8 batches keep most of the padding savings of a window of 50 (the
-# one transformers' Trainer uses) and mix more lengths into each stretch of steps. On the Home Depot
-# speed increment a window of 50 cost about a point of LoRA accuracy against the plain loop, and a
-# window of 8 no measurable accuracy (benchmarks/RESULTS.md).
-GROUP_WINDOW_BATCHES = 8
-
-
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Yield shuffled batches of similar length, so dynamic padding adds few pad tokens.
 
@@ -68,7 +61,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     permutation comes from `seed` and the epoch number.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = GROUP_WINDOW_BATCHES):
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, window: int = 8):
         self.lengths, self.batch_size, self.seed, self.window = lengths, batch_size, seed, window
         self.drop_last = False
         self.epoch = 0
@@ -121,7 +114,7 @@ def build_loaders(
 
 def train_batches(config: TrainConfig, lengths: list[int]):
     """Return the train loader's batch sampler, or None for plain shuffling when length grouping is off."""
-    return LengthGroupedBatchSampler(lengths, config.batch_size, config.seed) if config.group_by_length else None
+    return LengthGroupedBatchSampler(lengths, config.batch_size, config.seed, config.group_window) if config.group_by_length else None
 
 
 def cached_train_loader(model, train_tokens: datasets.Dataset, config: TrainConfig) -> DataLoader | None:

@@ -133,6 +133,7 @@ PRODUCT_ERRORS = [
     pytest.param(f"{TRAIN} {ON_INCREMENT} --epochs 0", "epochs 0", id="epochs-zero"),
     pytest.param(f"{TRAIN} {ON_INCREMENT} --from 99", "99", id="train-parent-unknown"),
     pytest.param(f"{TRAIN} {ON_INCREMENT} --threads 0", "threads 0 must be at least 1", id="threads-zero"),
+    pytest.param(f"{TRAIN} {ON_INCREMENT} --group-window 0", "group_window 0 must be at least 1", id="group-window-zero"),
     pytest.param(f"{TRAIN} {ON_INCREMENT} --cache-budget-mb -5", "cache_budget_mb -5.0 must be 0 or more", id="cache-budget-negative"),
     pytest.param(f"{TRAIN} --preset homedepot --data {{files}}/header-only.csv", "has a header but no rows", id="data-header-only"),
     pytest.param("bench --quick --out {work}/bench-out --base {base} --data {files}/increment.csv --preset homedepot",
