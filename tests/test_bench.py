@@ -11,7 +11,7 @@ from transformers import BertConfig
 
 from adapters.bench import code_commit, layer_flop, linear_fit, mean_and_standard_error, paired_accuracy_gap, training_flop
 from adapters.bench_report import PLOTS, format_suite, write_plots
-from adapters.bench_suite import BenchSize, add_seed_runs, reuse_stand_ins, run_suite, seed_comparison
+from adapters.bench_suite import BenchSize, _judge_over_seeds, add_seed_runs, reuse_stand_ins, run_suite, seed_comparison
 from adapters.config import TrainConfig
 from adapters.data import column_map
 from adapters.demo import run_demo
@@ -78,7 +78,8 @@ def test_suite_compares_increment_runs(suite_results):
     increment = suite_results["increment"]
     runs = increment["runs"]
 
-    main = {"baseline, LoRA", "ours, LoRA", "baseline, AdaLoRA", "ours, AdaLoRA", "ours, LoRA, --freeze-layers 1, cached"}
+    main = {"baseline, LoRA", "ours, LoRA", "baseline, AdaLoRA", "ours, AdaLoRA", "ours, LoRA, --freeze-layers 1, cached",
+            "ours, LoRA, --freeze-layers 1 --target-modules query,key,value,dense, cached"}
     stand_ins = {"plain batches, LoRA, seed 5", "plain batches, AdaLoRA, seed 5"}
     assert set(runs) == main | stand_ins | {f"{name}, seed 5" for name in main if name.startswith("ours")}
     for item in increment["comparisons"]:
@@ -133,6 +134,25 @@ def test_suite_renders_report_and_plots(suite_results, tmp_path):
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
 
 
+def test_missed_frozen_run_states_cost_of_placement(suite_results):
+    results = copy.deepcopy(suite_results)
+    runs = results["increment"]["runs"]
+    frozen = "ours, LoRA, --freeze-layers 1, cached"
+    accuracies = {"baseline, LoRA": 0.60, "plain batches, LoRA, seed 5": 0.50, "ours, LoRA": 0.60, "ours, LoRA, seed 5": 0.50,
+                  frozen: 0.55, f"{frozen}, seed 5": 0.47}
+    for name, accuracy in accuracies.items():
+        runs[name]["accuracy"] = accuracy
+    for item in results["increment"]["comparisons"]:
+        item["gap_points"] = 100 * (runs[item["ours"]]["accuracy"] - runs[item["baseline"]]["accuracy"])
+    _judge_over_seeds(results["increment"], [42, 5])
+
+    report = format_suite(results)
+
+    # Gaps to the all-layer run are -5 and -3 points: mean -4, sample deviation sqrt(2), standard error 1.
+    assert f"`{frozen}` is 4.00 points below the baseline" in report
+    assert "Against `ours, LoRA` at the same 2 seeds it scores -4.00 points (standard error 1.00)" in report
+
+
 def test_added_seed_runs_join_comparisons(suite_results, tiny_bert):
     results = copy.deepcopy(suite_results)
     saved = []
@@ -140,11 +160,12 @@ def test_added_seed_runs_join_comparisons(suite_results, tiny_bert):
                           checkpoint=lambda stored: saved.append(len(stored["increment"]["runs"])))
 
     assert sorted(added) == sorted(["ours, LoRA, seed 6", "plain batches, LoRA, seed 6", "ours, AdaLoRA, seed 6",
-                                    "plain batches, AdaLoRA, seed 6", "ours, LoRA, --freeze-layers 1, cached, seed 6"])
+                                    "plain batches, AdaLoRA, seed 6", "ours, LoRA, --freeze-layers 1, cached, seed 6",
+                                    "ours, LoRA, --freeze-layers 1 --target-modules query,key,value,dense, cached, seed 6"])
     assert all(item["seeds"]["seeds"] == [42, 5, 6] for item in results["increment"]["comparisons"])
     # One checkpoint per trained run, each holding the runs finished so far.
-    assert saved == [len(suite_results["increment"]["runs"]) + count for count in range(1, 6)]
-    assert "5 seed runs of this section were trained after the main run" in format_suite(results)
+    assert saved == [len(suite_results["increment"]["runs"]) + count for count in range(1, 7)]
+    assert "6 seed runs of this section were trained after the main run" in format_suite(results)
     # Runs at a seed already stored are not trained again, and the record of the earlier addition stays.
     assert add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [5, 6], base=str(tiny_bert)) == []
     assert "with `add seeds`" in format_suite(results)
@@ -153,6 +174,8 @@ def test_added_seed_runs_join_comparisons(suite_results, tiny_bert):
 def test_stand_ins_are_copied_from_a_matching_suite(suite_results, tiny_bert):
     earlier = copy.deepcopy(suite_results)
     earlier["increment"]["runs"]["plain batches, LoRA, seed 5"]["accuracy"] = 0.125
+    # Settings that a stand-in overrides or never uses may differ.
+    earlier["config"].update(group_window=50, fast_dropout=False, precision="fp32")
     results = copy.deepcopy(suite_results)
     for name in ("plain batches, LoRA, seed 5", "plain batches, AdaLoRA, seed 5", "ours, LoRA, seed 5"):
         del results["increment"]["runs"][name]
@@ -167,7 +190,9 @@ def test_stand_ins_are_copied_from_a_matching_suite(suite_results, tiny_bert):
     added = add_seed_runs(results, results["data"]["path"], column_map("homedepot"), [5], base=str(tiny_bert), command="add seeds")
     assert added == ["ours, LoRA, seed 5"]
     assert results["increment"]["comparisons"][0]["seeds"]["plain"][1] == 0.125
-    assert "2 stand-in runs (seeds 5) were not trained again but copied from `old.json`" in format_suite(results)
+    report = format_suite(results)
+    assert "2 stand-in runs (seeds 5) were not trained again but copied from `old.json`" in report
+    assert "| plain batches, LoRA, seed 5 (copied, see below) | fp32 |" in report
 
 
 @pytest.mark.parametrize(("where", "key", "value", "named"), [

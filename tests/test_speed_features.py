@@ -15,7 +15,7 @@ from adapters.data import column_map, load_increment
 from adapters.errors import AdaptersError
 from adapters.modeling import encode, model_inputs, wrap_for_training
 from adapters.precision import autocast, native_bf16, resolve_precision
-from adapters.training import LengthGroupedBatchSampler, train_adapter
+from adapters.training import LengthGroupedBatchSampler, train_adapter, train_batches
 
 
 def tiny_model(tiny_bert, labels, **overrides):
@@ -70,6 +70,20 @@ def test_length_grouping_covers_rows_and_cuts_padding():
     # Uniform lengths in [5, 120]: a random batch of 32 pads to about 117 tokens, a sorted window to
     # within a few tokens of its rows, so grouping must remove most of the padding.
     assert pad_tokens(batches) < 0.2 * pad_tokens(plain)
+
+
+def test_group_window_setting_reaches_sampler():
+    lengths = list(range(1, 101))
+
+    sampler = train_batches(TrainConfig(batch_size=10, group_window=3), lengths)
+
+    assert sampler.window == 3
+    assert train_batches(TrainConfig(group_by_length=False), lengths) is None
+    # Each window of 3 batches is sorted longest first, so every batch comes from one window.
+    order = torch.randperm(100, generator=torch.Generator().manual_seed(42)).tolist()
+    windows = [set(order[start : start + 30]) for start in range(0, 100, 30)]
+    for batch in sampler:
+        assert any(set(batch) <= window for window in windows)
 
 
 def test_length_grouping_order_follows_seed_and_epoch():
@@ -168,3 +182,17 @@ def test_threads_option_applies_then_restores(tiny_bert, increment_csv):
 
     assert seen == [1]
     assert torch.get_num_threads() == before
+
+
+def test_every_linear_adapters_stay_above_frozen_layers(tiny_bert):
+    model = tiny_model(tiny_bert, ["a", "b"], freeze_layers=1, target_modules=("query", "key", "value", "dense"))
+    num_layers = model.config.num_hidden_layers
+
+    adapted = sorted({name.split(".lora_A")[0].split("encoder.")[-1] for name, _ in model.named_parameters() if ".lora_A." in name})
+
+    upper = [f"layer.{index}.{module}" for index in range(1, num_layers)
+             for module in ("attention.output.dense", "attention.self.key", "attention.self.query", "attention.self.value",
+                            "intermediate.dense", "output.dense")]
+    assert adapted == sorted(upper)
+    # The pooler is trained in full as a saved module, so its dense layer gets no adapter.
+    assert not any("pooler" in name and "lora_" in name for name, _ in model.named_parameters())
