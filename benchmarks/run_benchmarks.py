@@ -63,7 +63,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--add-seeds", type=seed_list, metavar="SEEDS",
                         help="train the increment runs the stored speed results (the JSON beside --results) lack at these "
                              "seeds (a range such as 46-53 or a list such as 43,44), on the same --data, and judge accuracy over all stored seeds; each new seed "
-                             "trains 5 runs, about 15 minutes on 2 CPU cores")
+                             "trains 4 of our runs, about 4 minutes on 2 AMX cores, and 2 baseline stand-ins, about 6 more, unless --stand-ins-from is given")
     parser.add_argument("--stand-ins-from", type=Path, metavar="JSON",
                         help="with --add-seeds: copy the baseline stand-ins at those seeds from an earlier results JSON measured on "
                              "the same data, rows and settings, instead of training them again (the page names the source)")
@@ -191,52 +191,66 @@ def main() -> int:
                 save("speed", speed_part(args, columns, command, lambda results: save("speed", results)))
     if "speed" in stored:
         write_plots(stored["speed"], args.results.parent / "plots")
-    ablation_path = args.results.parent / "dropout-ablation.json"
-    ablation = json.loads(ablation_path.read_text()) if ablation_path.is_file() else None
-    args.results.write_text(results_page(stored, ablation))
+    ablation_paths = [args.results.parent / f"{factor}-ablation.json" for factor in ABLATIONS]
+    ablations = [json.loads(path.read_text()) for path in ablation_paths if path.is_file()]
+    args.results.write_text(results_page(stored, ablations))
     print(f"wrote {args.results}")
     return 0
 
 
-def results_page(stored: dict, ablation: dict | None = None) -> str:
+def results_page(stored: dict, ablations: list[dict] = ()) -> str:
     lines = ["# Measured results", "", "Regenerated from RESULTS.json by `benchmarks/run_benchmarks.py`; each part states the command "
              "and date of the run that measured it.", ""]
     if "speed" in stored:
         lines += ["## Speed", "", format_suite(stored["speed"]), "![training throughput](plots/training-throughput.png)",
                   "![time against increment size](plots/increment-size.png)", "![merge time](plots/merge-time.png)", ""]
-    if ablation and ablation["summary"]["seeds"]:
-        lines += ablation_lines(ablation)
+    for ablation in ablations:
+        if ablation["summary"]["seeds"]:
+            lines += ablation_lines(ablation)
     if "quality" in stored:
         lines += quality_lines(stored["quality"])
     return "\n".join(lines)
 
 
+# Per factor of benchmarks/ablation.py: the section title and what the two runs of a seed differ in.
+ABLATIONS = {
+    "dropout": ("FastDropout against torch's dropout: accuracy", "the dropout modules; the speed suite times a step with each dropout"),
+    "window": ("Length-grouping window of 8 batches against 50: accuracy",
+               "how many batches are sorted by length together; the speed suite times the default"),
+}
+
+
 def ablation_lines(ablation: dict) -> list[str]:
-    """Render benchmarks/dropout_ablation.py's runs: accuracy per seed with each dropout, and the mean difference."""
-    summary, machine = ablation["summary"], ablation["machine"]
+    """Render one factor of benchmarks/ablation.py: accuracy per seed in each arm, and the mean difference."""
+    summary, machine, config = ablation["summary"], ablation["machine"], ablation["config"]
+    factor = ablation.get("factor", "dropout")
+    title, difference = ABLATIONS[factor]
+    first, second = summary["arms"]
     precisions = sorted({run.get("precision", "fp32") for run in ablation["runs"].values()})
+    grouping = "length-grouped batches" if factor == "window" else f"length-grouped batches (windows of {config['group_window']} batches)"
     lines = [
-        "## FastDropout against torch's dropout: accuracy", "",
+        f"## {title}", "",
         f"Measured up to {ablation['date']} with {' then '.join(f'`{command}`' for command in ablation['commands'])} on {machine['cpu_model']} ({machine['usable_cpus']} CPUs, "
-        f"torch {machine['torch']}). Our LoRA path with length-grouped batches, on the speed suite's {ablation['rows']} training rows "
-        f"and {ablation['validation_rows']} validation rows, {ablation['config']['epochs']} epochs, in {' and '.join(precisions)}. "
-        "The two runs of a seed differ only in the dropout modules. Wall times are not compared here, because other work shared "
-        "the CPUs; the speed suite times a step with each dropout.", "",
-        "| seed | FastDropout | torch.nn.Dropout | difference (points) |", "| --- | --- | --- | --- |",
+        f"torch {machine['torch']}). Our LoRA path with {grouping}, on the speed suite's {ablation['rows']} training rows "
+        f"and {ablation['validation_rows']} validation rows, {config['epochs']} epochs, in {' and '.join(precisions)}. "
+        f"The two runs of a seed differ only in {difference}. Wall times are not compared here, because other work may share the CPUs.", "",
+        f"| seed | {first} | {second} | difference (points) |", "| --- | --- | --- | --- |",
     ]
-    for seed, fast, plain, gap in zip(summary["seeds"], summary["fast"], summary["torch"], summary["differences_points"]):
-        lines.append(f"| {seed} | {fast:.4f} | {plain:.4f} | {gap:+.1f} |")
+    accuracies = summary["accuracies"]
+    for index, seed in enumerate(summary["seeds"]):
+        lines.append(f"| {seed} | {accuracies[first][index]:.4f} | {accuracies[second][index]:.4f} | {summary['differences_points'][index]:+.1f} |")
     mean, error = summary["mean_difference_points"], summary["standard_error_points"]
-    lines += ["", f"Mean over {len(summary['seeds'])} seeds: {summary['mean_fast']:.4f} with FastDropout, {summary['mean_torch']:.4f} with "
-              f"torch's dropout, a difference of {mean:+.2f} points (standard error {error:.2f}; two standard errors either side span "
+    lines += ["", f"Mean over {len(summary['seeds'])} seeds: {summary['means'][first]:.4f} with {first}, {summary['means'][second]:.4f} with "
+              f"{second}, a difference of {mean:+.2f} points (standard error {error:.2f}; two standard errors either side span "
               f"{mean - 2 * error:+.2f} to {mean + 2 * error:+.2f} points)."]
     if len(summary["seeds"]) < 2:
         lines.append("One seed gives no standard error, so there is no verdict yet.")
     elif abs(mean) <= 2 * error:
-        lines.append("That is within two standard errors of zero: no cost in accuracy is measurable at this number of seeds, "
-                     "though a cost up to the lower end of that span is not ruled out.")
+        lines.append(f"That is within two standard errors of zero: no difference in accuracy between {first} and {second} is measurable "
+                     "at this number of seeds, though one up to the ends of that span is not ruled out.")
     else:
-        lines.append(f"That is more than two standard errors from zero: FastDropout {'costs' if mean < 0 else 'gains'} accuracy here.")
+        lines.append(f"That is more than two standard errors from zero: {first} {'costs' if mean < 0 else 'gains'} accuracy against "
+                     f"{second} here.")
     return lines + [""]
 
 
@@ -265,8 +279,8 @@ def quality_lines(quality: dict) -> list[str]:
                   "the person running it, after the individual versions' results, and are scored on the same validation parts, so "
                   "their margins are optimistic. There is no separate test part yet."]
     if "machine" not in quality:
-        lines += ["", "The run behind this section recorded neither the machine nor the software versions; it ran on the machine "
-                  "described in the speed section, at an earlier commit."]
+        lines += ["", "The run behind this section recorded neither the CPU model nor all software versions. It ran at an earlier "
+                  "commit on a 2-CPU x86_64 Linux machine with torch 2.13.0+cpu, not necessarily the CPU of the speed section."]
     return lines + [""]
 
 
