@@ -151,7 +151,8 @@ def _increment_lines(results: dict) -> list[str]:
         reused = increment.get("stand_ins_reused")
         if reused and reused.get("runs"):
             seeds = sorted({increment["runs"][name]["seed"] for name in reused["runs"]})
-            lines += ["", f"{_plural(len(reused['runs']), 'stand-in run')} (seeds {', '.join(map(str, seeds))}) were not trained again but copied "
+            lines += ["", f"{_plural(len(reused['runs']), 'stand-in run')} ({'seed' if len(seeds) == 1 else 'seeds'} "
+                      f"{', '.join(map(str, seeds))}) were not trained again but copied "
                       f"from `{reused['source']}`, whose suite was measured {reused['measured']} with `{reused['command']}`"
                       + (f" and whose seed runs were last added {reused['seeds_added']} with `{reused['seeds_command']}`"
                          if reused.get("seeds_added") else "")
@@ -159,6 +160,11 @@ def _increment_lines(results: dict) -> list[str]:
                       "so at a given seed it trains as it did then."]
         for item in judged:
             lines += _seed_lines(item, targets)
+        placements = [f"`{item['ours']}`:{_placement_cost(increment, item)}" for item in judged
+                      if increment["runs"][item["ours"]]["freeze_layers"] and _placement_cost(increment, item)]
+        if placements:
+            lines += ["", "Runs with frozen lower layers against our run with adapters on every layer, seed by seed:", ""]
+            lines += [f"- {line}" for line in placements]
     lines += [""] + [f"- {line}" for line in _missed_training_targets(increment, targets, results, spread)]
     return lines + [""]
 

@@ -49,8 +49,8 @@ class TrainConfig:
     grad_accum: int = _option(1, "micro-batches per optimizer step")
     max_length: int = _option(128, "maximum tokens per query + product pair; longer pairs are truncated")
     group_by_length: bool = _option(True, "batch pairs of similar length together, so dynamic padding adds few pad tokens")
-    # transformers' Trainer sorts windows of 50 batches. On the Home Depot speed increment that cost about a
-    # point of LoRA accuracy against the plain loop, and 8 kept most of the padding savings (benchmarks/RESULTS.md).
+    # transformers' Trainer sorts windows of 50 batches. In the speed suite on Home Depot data that cost about a
+    # point of LoRA accuracy against the plain loop, while 8 cost none measurable and kept most of the padding savings.
     group_window: int = _option(8, "with length grouping, batches whose pairs are sorted by length together; more saves more padding "
                                 "but puts pairs of one length into long runs of steps (`benchmarks/ablation.py --factor window` "
                                 "measures the accuracy of 8 against 50)")

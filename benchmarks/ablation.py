@@ -84,10 +84,17 @@ def main() -> int:
         print(f"ablation: error: {args.speed_results} contains no speed results; run benchmarks/run_benchmarks.py --only speed first",
               file=sys.stderr)
         return 2
+    if out.is_dir() or not out.parent.is_dir():
+        print(f"ablation: error: cannot write {out}: it is a folder or its folder does not exist; pass a file path as --out",
+              file=sys.stderr)
+        return 2
     try:
         stored = json.loads(out.read_text()) if out.is_file() else {}
     except ValueError:
-        print(f"ablation: error: {out} is not valid JSON; pass another --out or remove that file", file=sys.stderr)
+        stored = None
+    if stored is None or not isinstance(stored, dict) or (stored and not {"runs", "config", "data"} <= set(stored)):
+        print(f"ablation: error: {out} is not an ablation file written by this script; pass another --out or remove that file",
+              file=sys.stderr)
         return 2
     if stored.get("factor", "dropout") != args.factor and stored:
         print(f"ablation: error: {out} contains the {stored.get('factor', 'dropout')} ablation, not {args.factor}; pass another --out",

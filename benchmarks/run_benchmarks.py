@@ -171,8 +171,9 @@ def main() -> int:
             if args.stand_ins_from:
                 earlier = stored_speed(args.stand_ins_from)
                 if earlier is None:
-                    print(f"run_benchmarks: error: {args.stand_ins_from} holds no speed results; pass a results JSON of an earlier "
-                          "speed run", file=sys.stderr)
+                    problem = "not found" if not args.stand_ins_from.is_file() else "contains no speed results"
+                    print(f"run_benchmarks: error: {args.stand_ins_from} {problem}; pass a results JSON of an earlier speed run",
+                          file=sys.stderr)
                     return 2
                 copied = reuse_stand_ins(stored["speed"], earlier, args.add_seeds, str(args.stand_ins_from))
                 print(f"copied {len(copied)} stand-in runs from {args.stand_ins_from}")
@@ -230,7 +231,9 @@ def ablation_lines(ablation: dict) -> list[str]:
     grouping = "length-grouped batches" if factor == "window" else f"length-grouped batches (windows of {config['group_window']} batches)"
     lines = [
         f"## {title}", "",
-        f"Measured up to {ablation['date']} with {' then '.join(f'`{command}`' for command in ablation['commands'])} on {machine['cpu_model']} ({machine['usable_cpus']} CPUs, "
+        f"Measured up to {ablation['date']} with {' then '.join(f'`{command}`' for command in ablation['commands'])}"
+        + (" (that script is now `benchmarks/ablation.py --factor dropout`)" if any("dropout_ablation.py" in c for c in ablation["commands"]) else "")
+        + f" on {machine['cpu_model']} ({machine['usable_cpus']} CPUs, "
         f"torch {machine['torch']}). Our LoRA path with {grouping}, on the speed suite's {ablation['rows']} training rows "
         f"and {ablation['validation_rows']} validation rows, {config['epochs']} epochs, in {' and '.join(precisions)}. "
         f"The two runs of a seed differ only in {difference}. Wall times are not compared here, because other work may share the CPUs.", "",

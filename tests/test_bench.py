@@ -191,7 +191,7 @@ def test_stand_ins_are_copied_from_a_matching_suite(suite_results, tiny_bert):
     assert added == ["ours, LoRA, seed 5"]
     assert results["increment"]["comparisons"][0]["seeds"]["plain"][1] == 0.125
     report = format_suite(results)
-    assert "2 stand-in runs (seeds 5) were not trained again but copied from `old.json`" in report
+    assert "2 stand-in runs (seed 5) were not trained again but copied from `old.json`" in report
     assert "| plain batches, LoRA, seed 5 (copied, see below) | fp32 |" in report
 
 

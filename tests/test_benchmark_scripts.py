@@ -128,3 +128,23 @@ def test_stand_ins_from_needs_add_seeds(monkeypatch, capsys):
         run_benchmarks.parse_arguments()
     assert stopped.value.code == 2
     assert "--stand-ins-from needs --add-seeds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "it is a folder or its folder does not exist"),
+    ("[1, 2]", "is not an ablation file written by this script"),
+    ('{"foo": 1}', "is not an ablation file written by this script"),
+    ("not json {", "is not an ablation file written by this script"),
+])
+def test_ablation_rejects_unusable_out_before_training(tmp_path, monkeypatch, capsys, content, message):
+    data = tmp_path / "train.csv"
+    data.write_text("id,product_uid\n")
+    out = tmp_path / "out.json"
+    if content is None:
+        out.mkdir()
+    else:
+        out.write_text(content)
+    monkeypatch.setattr(sys, "argv", ["ablation", "--factor", "window", "--data", str(data), "--out", str(out)])
+
+    assert ablation.main() == 2
+    assert message in capsys.readouterr().err
