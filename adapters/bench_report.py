@@ -160,8 +160,8 @@ def _increment_lines(results: dict) -> list[str]:
                       "so at a given seed it trains as it did then."]
         for item in judged:
             lines += _seed_lines(item, targets)
-        placements = [f"`{item['ours']}`:{_placement_cost(increment, item)}" for item in judged
-                      if increment["runs"][item["ours"]]["freeze_layers"] and _placement_cost(increment, item)]
+        frozen = [item for item in judged if increment["runs"][item["ours"]]["freeze_layers"]]
+        placements = [f"`{item['ours']}`:{cost}" for item in frozen if (cost := _placement_cost(increment, item))]
         if placements:
             lines += ["", "Runs with frozen lower layers against our run with adapters on every layer, seed by seed:", ""]
             lines += [f"- {line}" for line in placements]

@@ -92,7 +92,7 @@ def main() -> int:
         stored = json.loads(out.read_text()) if out.is_file() else {}
     except ValueError:
         stored = None
-    if stored is None or not isinstance(stored, dict) or (stored and not {"runs", "config", "data"} <= set(stored)):
+    if not isinstance(stored, dict) or (stored and not {"runs", "config", "data"} <= set(stored)):
         print(f"ablation: error: {out} is not an ablation file written by this script; pass another --out or remove that file",
               file=sys.stderr)
         return 2
